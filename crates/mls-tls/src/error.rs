@@ -1,0 +1,186 @@
+//! The crate's one error type and its mapping to alerts (SPEC section 9).
+//!
+//! Every variant says who is at fault (the peer, this side, or the caller)
+//! and maps to exactly one alert in [`Error::alert`], the only place that
+//! decides which alert a failure sends.
+
+use core::fmt;
+
+use crate::alert::AlertDescription;
+use crate::record::ContentType;
+
+/// Everything that can go wrong in MLS-TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer sent bytes that do not form a valid record or message.
+    InvalidMessage(InvalidMessage),
+    /// The peer sent a well-formed message that breaks a protocol rule.
+    PeerMisbehaved(PeerMisbehaved),
+    /// A record failed authentication under every key that could apply:
+    /// it was tampered with, truncated, or sent under other keys.
+    DecryptFailed,
+    /// The peer sent a fatal alert; the connection is over.
+    AlertReceived(AlertDescription),
+    /// This side's sending key protected as many records as it safely can
+    /// (RFC 8446 section 5.5) and no key update arrived in time.
+    KeyUsageExhausted,
+    /// The cryptographic backend failed locally (not the peer's fault).
+    Crypto(&'static str),
+    /// The caller used the API in a way it does not allow; nothing was sent.
+    ApiMisuse(&'static str),
+}
+
+/// Bytes from the peer that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidMessage {
+    /// A record header announced more bytes than a record may carry.
+    RecordOverflow {
+        /// The announced (or decrypted) length.
+        len: usize,
+        /// The most this kind of record may carry.
+        max: usize,
+    },
+    /// A record header carried a `legacy_record_version` other than 0x0303.
+    BadRecordVersion(u16),
+    /// An alert record whose content was not exactly two bytes.
+    BadAlertLength(usize),
+}
+
+/// A well-formed message from the peer that the protocol does not allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerMisbehaved {
+    /// A record (outer or inner) content type other than alert, handshake
+    /// or application data.
+    UnknownContentType(u8),
+    /// A handshake or alert record with no content.
+    EmptyContent(ContentType),
+    /// A decrypted record that was all zeros: no content type.
+    MissingInnerContentType,
+    /// A plaintext record after this direction switched to ciphertext.
+    PlaintextAfterEncryption,
+    /// A ciphertext record before any receiving keys were installed.
+    EncryptedBeforeKeys,
+    /// Application data sent as a plaintext record.
+    PlaintextApplicationData,
+    /// The peer's sequence number would wrap; it should have updated keys.
+    SequenceNumberExhausted,
+}
+
+impl Error {
+    /// The alert this error sends to the peer, or `None` when nothing should
+    /// be sent (the peer already closed, or the caller misused the API).
+    pub fn alert(&self) -> Option<AlertDescription> {
+        use AlertDescription as A;
+        Some(match self {
+            Self::InvalidMessage(InvalidMessage::RecordOverflow { .. }) => A::RecordOverflow,
+            Self::InvalidMessage(_) => A::DecodeError,
+            Self::PeerMisbehaved(_) => A::UnexpectedMessage,
+            Self::DecryptFailed => A::BadRecordMac,
+            Self::KeyUsageExhausted | Self::Crypto(_) => A::InternalError,
+            Self::AlertReceived(_) | Self::ApiMisuse(_) => return None,
+        })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidMessage(m) => write!(f, "peer sent an invalid message: {m}"),
+            Self::PeerMisbehaved(m) => write!(f, "peer broke the protocol: {m}"),
+            Self::DecryptFailed => f.write_str(
+                "a record from the peer failed authentication (tampered, truncated or wrong keys)",
+            ),
+            Self::AlertReceived(d) => write!(f, "peer closed the connection with alert {d}"),
+            Self::KeyUsageExhausted => f.write_str(
+                "the sending key reached its record limit and no key update completed in time",
+            ),
+            Self::Crypto(what) => write!(f, "local cryptographic failure: {what}"),
+            Self::ApiMisuse(what) => write!(f, "API misuse: {what}"),
+        }
+    }
+}
+
+impl fmt::Display for InvalidMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RecordOverflow { len, max } => {
+                write!(f, "record of {len} bytes exceeds the limit of {max}")
+            }
+            Self::BadRecordVersion(v) => {
+                write!(f, "record version {v:#06x}, expected 0x0303")
+            }
+            Self::BadAlertLength(n) => write!(f, "alert of {n} bytes, expected 2"),
+        }
+    }
+}
+
+impl fmt::Display for PeerMisbehaved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownContentType(t) => write!(f, "unknown record content type {t}"),
+            Self::EmptyContent(t) => write!(f, "empty {t:?} record"),
+            Self::MissingInnerContentType => {
+                f.write_str("decrypted record has no content type (all zeros)")
+            }
+            Self::PlaintextAfterEncryption => {
+                f.write_str("plaintext record after the peer switched to encryption")
+            }
+            Self::EncryptedBeforeKeys => {
+                f.write_str("encrypted record before any keys were agreed")
+            }
+            Self::PlaintextApplicationData => f.write_str("application data sent unencrypted"),
+            Self::SequenceNumberExhausted => {
+                f.write_str("peer exhausted the record sequence number without a key update")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<InvalidMessage> for Error {
+    fn from(m: InvalidMessage) -> Self {
+        Self::InvalidMessage(m)
+    }
+}
+
+impl From<PeerMisbehaved> for Error {
+    fn from(m: PeerMisbehaved) -> Self {
+        Self::PeerMisbehaved(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_maps_to_the_spec_alert() {
+        use AlertDescription as A;
+        let cases = [
+            (Error::DecryptFailed, Some(A::BadRecordMac)),
+            (
+                InvalidMessage::RecordOverflow { len: 1, max: 0 }.into(),
+                Some(A::RecordOverflow),
+            ),
+            (
+                InvalidMessage::BadRecordVersion(0x0301).into(),
+                Some(A::DecodeError),
+            ),
+            (
+                PeerMisbehaved::PlaintextAfterEncryption.into(),
+                Some(A::UnexpectedMessage),
+            ),
+            (Error::KeyUsageExhausted, Some(A::InternalError)),
+            (Error::AlertReceived(A::BadRecordMac), None),
+            (Error::ApiMisuse("x"), None),
+        ];
+        for (err, alert) in cases {
+            assert_eq!(err.alert(), alert, "{err}");
+            assert!(!err.to_string().is_empty());
+        }
+    }
+}

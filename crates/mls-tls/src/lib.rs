@@ -1,0 +1,22 @@
+//! MLS-TLS: a secure channel where a two-member MLS group (RFC 9420)
+//! replaces the TLS 1.3 handshake and keys exported from the group drive the
+//! unchanged TLS 1.3 record layer (draft-kohbrok-mls-tls,
+//! draft-kohbrok-mls-two-party-profile).
+//!
+//! Layers, bottom up:
+//! - [`schedule`]: traffic secrets from the MLS exporter to record keys;
+//! - [`record`]: framing, protection, sequence numbers, usage limits;
+//! - [`alert`] and [`error`]: what went wrong and what the peer is told.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod alert;
+pub mod error;
+pub mod record;
+pub mod schedule;
+
+#[doc(hidden)]
+pub mod bench_support;
+
+pub use error::Error;
