@@ -7,6 +7,7 @@
 use core::fmt;
 
 use crate::alert::AlertDescription;
+use crate::profile::message::HandshakeType;
 use crate::record::ContentType;
 
 /// Everything that can go wrong in MLS-TLS.
@@ -29,6 +30,24 @@ pub enum Error {
     Crypto(&'static str),
     /// The caller used the API in a way it does not allow; nothing was sent.
     ApiMisuse(&'static str),
+    /// The handshake cannot proceed: no common ciphersuite, missing
+    /// MLS-TLS components, or an unknown session.
+    HandshakeFailure(String),
+    /// The authentication service rejected the peer's credential.
+    BadCertificate(String),
+    /// The peer's MLS message breaks a rule of the profile (SPEC section 5).
+    IllegalParameter(String),
+    /// A message could not be authenticated against the session (a stale
+    /// or replayed resumption, garbage): the session is kept.
+    DecryptError(String),
+    /// The MLS library failed locally.
+    Mls(String),
+    /// The session store failed locally.
+    Store(String),
+    /// A resumption arrived while this side, the session's initial
+    /// initiator, is resuming the same session itself: the incoming
+    /// connection is closed with `close_notify` (SPEC 8).
+    ResumptionRefused,
 }
 
 /// Bytes from the peer that could not be decoded.
@@ -46,6 +65,17 @@ pub enum InvalidMessage {
     BadRecordVersion(u16),
     /// An alert record whose content was not exactly two bytes.
     BadAlertLength(usize),
+    /// A handshake message with an unknown `MlsTlsHandshakeType`.
+    UnknownHandshakeType(u8),
+    /// A handshake message announcing more bytes than the configured limit.
+    HandshakeTooLarge {
+        /// The announced body length.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A handshake message whose framing or body does not parse.
+    BadHandshake(&'static str),
 }
 
 /// A well-formed message from the peer that the protocol does not allow.
@@ -67,6 +97,18 @@ pub enum PeerMisbehaved {
     PlaintextApplicationData,
     /// The peer's sequence number would wrap; it should have updated keys.
     SequenceNumberExhausted,
+    /// A handshake message was split across a change of keys.
+    HandshakeSpansKeyChange,
+    /// A handshake message the current profile state does not allow.
+    UnexpectedHandshake {
+        /// The message received.
+        message: HandshakeType,
+        /// The profile state it arrived in.
+        state: &'static str,
+    },
+    /// Application data where the protocol forbids it (e.g. before the
+    /// EpochKeyUpdate of a retransmitted resumption: a replay).
+    UnexpectedApplicationData,
 }
 
 impl Error {
@@ -79,8 +121,15 @@ impl Error {
             Self::InvalidMessage(_) => A::DecodeError,
             Self::PeerMisbehaved(_) => A::UnexpectedMessage,
             Self::DecryptFailed => A::BadRecordMac,
-            Self::KeyUsageExhausted | Self::Crypto(_) => A::InternalError,
+            Self::KeyUsageExhausted | Self::Crypto(_) | Self::Mls(_) | Self::Store(_) => {
+                A::InternalError
+            }
+            Self::HandshakeFailure(_) => A::HandshakeFailure,
+            Self::BadCertificate(_) => A::BadCertificate,
+            Self::IllegalParameter(_) => A::IllegalParameter,
+            Self::DecryptError(_) => A::DecryptError,
             Self::AlertReceived(_) | Self::ApiMisuse(_) => return None,
+            Self::ResumptionRefused => A::CloseNotify,
         })
     }
 }
@@ -99,6 +148,15 @@ impl fmt::Display for Error {
             ),
             Self::Crypto(what) => write!(f, "local cryptographic failure: {what}"),
             Self::ApiMisuse(what) => write!(f, "API misuse: {what}"),
+            Self::HandshakeFailure(why) => write!(f, "handshake failed: {why}"),
+            Self::BadCertificate(why) => write!(f, "peer credential rejected: {why}"),
+            Self::IllegalParameter(why) => write!(f, "peer broke a profile rule: {why}"),
+            Self::DecryptError(why) => write!(f, "message could not be authenticated: {why}"),
+            Self::Mls(why) => write!(f, "local MLS failure: {why}"),
+            Self::Store(why) => write!(f, "session store failure: {why}"),
+            Self::ResumptionRefused => {
+                f.write_str("resumption refused: this side is resuming the session itself")
+            }
         }
     }
 }
@@ -113,6 +171,14 @@ impl fmt::Display for InvalidMessage {
                 write!(f, "record version {v:#06x}, expected 0x0303")
             }
             Self::BadAlertLength(n) => write!(f, "alert of {n} bytes, expected 2"),
+            Self::UnknownHandshakeType(t) => write!(f, "unknown handshake message type {t}"),
+            Self::HandshakeTooLarge { len, max } => {
+                write!(
+                    f,
+                    "handshake message of {len} bytes exceeds the limit of {max}"
+                )
+            }
+            Self::BadHandshake(what) => write!(f, "malformed handshake message: {what}"),
         }
     }
 }
@@ -134,6 +200,15 @@ impl fmt::Display for PeerMisbehaved {
             Self::PlaintextApplicationData => f.write_str("application data sent unencrypted"),
             Self::SequenceNumberExhausted => {
                 f.write_str("peer exhausted the record sequence number without a key update")
+            }
+            Self::HandshakeSpansKeyChange => {
+                f.write_str("handshake message split across a change of keys")
+            }
+            Self::UnexpectedHandshake { message, state } => {
+                write!(f, "{message:?} not allowed in state {state}")
+            }
+            Self::UnexpectedApplicationData => {
+                f.write_str("application data where the protocol allows none")
             }
         }
     }

@@ -13,6 +13,7 @@
 
 pub mod alert;
 pub mod error;
+pub mod profile;
 pub mod record;
 pub mod schedule;
 

@@ -1,0 +1,620 @@
+//! The openmls provider MLS-TLS runs on: a crypto backend chosen at run time
+//! from the [`CipherSuite`], plus SQLite storage on a borrowed connection.
+//!
+//! `OpenMlsRand` has a const-generic method (`random_array::<N>`), so it is
+//! not dyn-compatible and the backend cannot be a `Box<dyn ...>`. Instead
+//! `CryptoBackend` is an enum that delegates every trait method to the
+//! provider inside, which keeps one concrete provider type for the library.
+//!
+//! Storage only holds `&rusqlite::Connection`, so every statement openmls
+//! issues runs inside whatever transaction the caller has open on that
+//! connection (`conn.unchecked_transaction()` or
+//! `Transaction::new_unchecked(&conn, ..)`, both of which take `&Connection`).
+//! openmls_sqlite_storage never opens transactions itself.
+
+use std::fmt;
+
+use openmls_traits::crypto::OpenMlsCrypto;
+use openmls_traits::random::OpenMlsRand;
+use openmls_traits::types::{
+    AeadType, Ciphersuite, CryptoError, ExporterSecret, HashType, HpkeCiphertext, HpkeConfig,
+    HpkeKeyPair, KemOutput, SignatureScheme,
+};
+use openmls_traits::OpenMlsProvider;
+use tls_codec::SecretVLBytes;
+
+use super::suite::{Backend, CipherSuite};
+
+/// The crypto (and randomness) provider for one suite, picked at run time by
+/// [`CryptoBackend::for_suite`]. Implements `OpenMlsCrypto` and
+/// `OpenMlsRand` by delegating every method to the wrapped provider.
+// The RustCrypto variant is ~350 bytes (its RNG state) vs ~80: irrelevant for a
+// value created once per session and only ever borrowed, so no Box.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum CryptoBackend {
+    /// `openmls_libcrux_crypto`: suites 0x0001, 0x0003, 0x004D, 0x004E, 0x004F.
+    Libcrux(openmls_libcrux_crypto::CryptoProvider),
+    /// `openmls_rust_crypto`: suites 0x0002, 0x0042, 0x0051, 0x0052.
+    RustCrypto(openmls_rust_crypto::RustCrypto),
+}
+
+/// Run `$body` with `$c` bound to the provider inside a [`CryptoBackend`].
+macro_rules! dispatch {
+    ($backend:expr, $c:ident => $body:expr) => {
+        match $backend {
+            CryptoBackend::Libcrux($c) => $body,
+            CryptoBackend::RustCrypto($c) => $body,
+        }
+    };
+}
+
+impl CryptoBackend {
+    /// A freshly seeded provider of the backend that implements `suite`
+    /// (see [`CipherSuite::backend`]). Fails if the OS entropy source is
+    /// unavailable (libcrux seeds its DRBG here) or if the backend reports the
+    /// suite as unsupported.
+    pub(crate) fn for_suite(suite: CipherSuite) -> Result<Self, CryptoError> {
+        let backend = match suite.backend() {
+            Backend::Libcrux => Self::Libcrux(openmls_libcrux_crypto::CryptoProvider::new()?),
+            Backend::RustCrypto => Self::RustCrypto(openmls_rust_crypto::RustCrypto::default()),
+        };
+        // Only a sanity check: libcrux's `supports()` ignores the KEM, which
+        // is why `CipherSuite::backend` is an explicit list.
+        backend.supports(suite.mls())?;
+        Ok(backend)
+    }
+}
+
+impl fmt::Debug for CryptoBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Libcrux(_) => "CryptoBackend::Libcrux",
+            Self::RustCrypto(_) => "CryptoBackend::RustCrypto",
+        })
+    }
+}
+
+impl OpenMlsCrypto for CryptoBackend {
+    fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
+        dispatch!(self, c => c.supports(ciphersuite))
+    }
+
+    fn supported_ciphersuites(&self) -> Vec<Ciphersuite> {
+        dispatch!(self, c => c.supported_ciphersuites())
+    }
+
+    fn hkdf_extract(
+        &self,
+        hash_type: HashType,
+        salt: &[u8],
+        ikm: &[u8],
+    ) -> Result<SecretVLBytes, CryptoError> {
+        dispatch!(self, c => c.hkdf_extract(hash_type, salt, ikm))
+    }
+
+    fn hmac(
+        &self,
+        hash_type: HashType,
+        key: &[u8],
+        message: &[u8],
+    ) -> Result<SecretVLBytes, CryptoError> {
+        dispatch!(self, c => c.hmac(hash_type, key, message))
+    }
+
+    fn hkdf_expand(
+        &self,
+        hash_type: HashType,
+        prk: &[u8],
+        info: &[u8],
+        okm_len: usize,
+    ) -> Result<SecretVLBytes, CryptoError> {
+        dispatch!(self, c => c.hkdf_expand(hash_type, prk, info, okm_len))
+    }
+
+    fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        dispatch!(self, c => c.hash(hash_type, data))
+    }
+
+    fn aead_encrypt(
+        &self,
+        alg: AeadType,
+        key: &[u8],
+        data: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        dispatch!(self, c => c.aead_encrypt(alg, key, data, nonce, aad))
+    }
+
+    fn aead_decrypt(
+        &self,
+        alg: AeadType,
+        key: &[u8],
+        ct_tag: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        dispatch!(self, c => c.aead_decrypt(alg, key, ct_tag, nonce, aad))
+    }
+
+    fn signature_key_gen(&self, alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
+        dispatch!(self, c => c.signature_key_gen(alg))
+    }
+
+    fn verify_signature(
+        &self,
+        alg: SignatureScheme,
+        data: &[u8],
+        pk: &[u8],
+        signature: &[u8],
+    ) -> Result<(), CryptoError> {
+        dispatch!(self, c => c.verify_signature(alg, data, pk, signature))
+    }
+
+    fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        dispatch!(self, c => c.sign(alg, data, key))
+    }
+
+    fn hpke_seal(
+        &self,
+        config: HpkeConfig,
+        pk_r: &[u8],
+        info: &[u8],
+        aad: &[u8],
+        ptxt: &[u8],
+    ) -> Result<HpkeCiphertext, CryptoError> {
+        dispatch!(self, c => c.hpke_seal(config, pk_r, info, aad, ptxt))
+    }
+
+    fn hpke_open(
+        &self,
+        config: HpkeConfig,
+        input: &HpkeCiphertext,
+        sk_r: &[u8],
+        info: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        dispatch!(self, c => c.hpke_open(config, input, sk_r, info, aad))
+    }
+
+    fn hpke_setup_sender_and_export(
+        &self,
+        config: HpkeConfig,
+        pk_r: &[u8],
+        info: &[u8],
+        exporter_context: &[u8],
+        exporter_length: usize,
+    ) -> Result<(KemOutput, ExporterSecret), CryptoError> {
+        dispatch!(self, c => c.hpke_setup_sender_and_export(
+            config,
+            pk_r,
+            info,
+            exporter_context,
+            exporter_length,
+        ))
+    }
+
+    fn hpke_setup_receiver_and_export(
+        &self,
+        config: HpkeConfig,
+        enc: &[u8],
+        sk_r: &[u8],
+        info: &[u8],
+        exporter_context: &[u8],
+        exporter_length: usize,
+    ) -> Result<ExporterSecret, CryptoError> {
+        dispatch!(self, c => c.hpke_setup_receiver_and_export(
+            config,
+            enc,
+            sk_r,
+            info,
+            exporter_context,
+            exporter_length,
+        ))
+    }
+
+    fn derive_hpke_keypair(
+        &self,
+        config: HpkeConfig,
+        ikm: &[u8],
+    ) -> Result<HpkeKeyPair, CryptoError> {
+        dispatch!(self, c => c.derive_hpke_keypair(config, ikm))
+    }
+    // The trait's other methods (`hpke_open_psk`, `hpke_seal_psk_resolved_aad`,
+    // `ff1_aes128_*`) only exist with openmls_traits' `targeted-messages-draft`
+    // / `virtual-clients-draft` features, which MLS-TLS does not enable. Enabling
+    // either would make this impl fail to compile until they are delegated too.
+}
+
+/// Error of [`CryptoBackend`]'s `OpenMlsRand` impl: the two providers have
+/// distinct error types, so this keeps whichever one failed (as `source()`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RandError {
+    /// libcrux's DRBG failed.
+    Libcrux(openmls_libcrux_crypto::RandError),
+    /// rust_crypto's ChaCha20 RNG failed (poisoned lock or no randomness).
+    RustCrypto(openmls_rust_crypto::RandError),
+}
+
+impl fmt::Display for RandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Libcrux(e) => write!(f, "libcrux randomness error: {e}"),
+            Self::RustCrypto(e) => write!(f, "rust_crypto randomness error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RandError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Libcrux(e) => Some(e),
+            Self::RustCrypto(e) => Some(e),
+        }
+    }
+}
+
+impl OpenMlsRand for CryptoBackend {
+    type Error = RandError;
+
+    fn random_array<const N: usize>(&self) -> Result<[u8; N], Self::Error> {
+        match self {
+            Self::Libcrux(c) => c.random_array::<N>().map_err(RandError::Libcrux),
+            Self::RustCrypto(c) => c.random_array::<N>().map_err(RandError::RustCrypto),
+        }
+    }
+
+    fn random_vec(&self, len: usize) -> Result<Vec<u8>, Self::Error> {
+        match self {
+            Self::Libcrux(c) => c.random_vec(len).map_err(RandError::Libcrux),
+            Self::RustCrypto(c) => c.random_vec(len).map_err(RandError::RustCrypto),
+        }
+    }
+}
+
+/// serde_json encoding of the values openmls_sqlite_storage writes (the
+/// storage crate ships no codec). Changing it makes existing databases
+/// unreadable.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct JsonCodec;
+
+impl openmls_sqlite_storage::Codec for JsonCodec {
+    type Error = serde_json::Error;
+
+    fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
+        serde_json::to_vec(value)
+    }
+
+    fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
+        serde_json::from_slice(slice)
+    }
+}
+
+/// openmls storage on a borrowed SQLite connection, so it takes part in any
+/// transaction the caller has open on that connection.
+pub(crate) type SqlStorage<'a> =
+    openmls_sqlite_storage::SqliteStorageProvider<JsonCodec, &'a rusqlite::Connection>;
+
+/// The `OpenMlsProvider` handed to openmls: a borrowed crypto backend (used
+/// for both crypto and randomness) and SQLite storage on a borrowed
+/// connection. Cheap to build, so make one per connection/transition.
+pub(crate) struct MlsProvider<'a> {
+    crypto: &'a CryptoBackend,
+    storage: SqlStorage<'a>,
+}
+
+impl<'a> MlsProvider<'a> {
+    /// A provider over `crypto` and `conn`. `conn` must already have been
+    /// migrated with [`run_migrations`].
+    pub(crate) fn new(crypto: &'a CryptoBackend, conn: &'a rusqlite::Connection) -> Self {
+        Self {
+            crypto,
+            storage: SqlStorage::new(conn),
+        }
+    }
+}
+
+impl<'a> OpenMlsProvider for MlsProvider<'a> {
+    type CryptoProvider = CryptoBackend;
+    type RandProvider = CryptoBackend;
+    type StorageProvider = SqlStorage<'a>;
+
+    fn storage(&self) -> &Self::StorageProvider {
+        &self.storage
+    }
+
+    fn crypto(&self) -> &Self::CryptoProvider {
+        self.crypto
+    }
+
+    fn rand(&self) -> &Self::RandProvider {
+        self.crypto
+    }
+}
+
+/// Create or upgrade openmls_sqlite_storage's tables on `conn` (idempotent;
+/// refinery records applied migrations in `openmls_sqlite_storage_migrations`).
+/// Call once after opening the connection, before building an [`MlsProvider`].
+pub(crate) fn run_migrations(conn: &mut rusqlite::Connection) -> Result<(), String> {
+    openmls_sqlite_storage::SqliteStorageProvider::<JsonCodec, &mut rusqlite::Connection>::new(conn)
+        .run_migrations()
+        .map_err(|e| format!("openmls_sqlite_storage migrations failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::HashAlgorithm;
+    use openmls::prelude::*;
+    use openmls_basic_credential::SignatureKeyPair;
+    use tls_codec::{Deserialize as _, Serialize as _};
+
+    type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+    const EXPORTER_LABEL: &str = "MLS-TLS c ap traffic";
+
+    fn hash_len(h: HashAlgorithm) -> usize {
+        match h {
+            HashAlgorithm::Sha256 => 32,
+            HashAlgorithm::Sha384 => 48,
+            HashAlgorithm::Sha512 => 64,
+        }
+    }
+
+    /// In-memory database with openmls' tables.
+    fn memory_db() -> TestResult<rusqlite::Connection> {
+        let mut conn = rusqlite::Connection::open_in_memory()?;
+        run_migrations(&mut conn)?;
+        run_migrations(&mut conn)?; // idempotent
+        Ok(conn)
+    }
+
+    /// A party's signer (stored in its database) and credential.
+    fn identity(
+        suite: CipherSuite,
+        provider: &MlsProvider<'_>,
+        name: &str,
+    ) -> TestResult<(SignatureKeyPair, CredentialWithKey)> {
+        let signer = SignatureKeyPair::new(suite.signature_scheme())?;
+        signer.store(provider.storage())?;
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
+            signature_key: signer.to_public_vec().into(),
+        };
+        Ok((signer, credential))
+    }
+
+    fn capabilities(suite: CipherSuite) -> Capabilities {
+        Capabilities::builder()
+            .ciphersuites(vec![suite.mls()])
+            .build()
+    }
+
+    fn to_protocol_message(bytes: &[u8]) -> TestResult<ProtocolMessage> {
+        Ok(MlsMessageIn::tls_deserialize_exact(bytes)?.try_into_protocol_message()?)
+    }
+
+    /// Commit with no proposals and an UpdatePath, staged as pending; returns
+    /// the MLSMessage bytes.
+    fn empty_commit(
+        group: &mut MlsGroup,
+        provider: &MlsProvider<'_>,
+        signer: &SignatureKeyPair,
+    ) -> TestResult<Vec<u8>> {
+        let bundle = group
+            .commit_builder()
+            .consume_proposal_store(false)
+            .force_self_update(true)
+            .load_psks(provider.storage())?
+            .build(provider.rand(), provider.crypto(), signer, |_| false)?
+            .stage_commit(provider)?;
+        Ok(bundle.commit().tls_serialize_detached()?)
+    }
+
+    /// Process a peer's commit (must carry an UpdatePath and no proposals) and merge it.
+    fn process_commit(
+        group: &mut MlsGroup,
+        provider: &MlsProvider<'_>,
+        bytes: &[u8],
+    ) -> TestResult {
+        let processed = group.process_message(provider, to_protocol_message(bytes)?)?;
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
+            return Err("expected a commit".into());
+        };
+        assert_eq!(staged.queued_proposals().count(), 0);
+        assert!(staged.update_path_leaf_node().is_some());
+        group.merge_staged_commit(provider, *staged)?;
+        Ok(())
+    }
+
+    /// The whole two-party MLS-TLS flow for one suite, each party on its own
+    /// in-memory database: KeyPackage (client) -> create + add + Welcome
+    /// (server) -> join (client) -> empty commit with UpdatePath (client) ->
+    /// process + merge (server); exporters must match. Finally checks that a
+    /// transition inside a rolled-back transaction leaves storage untouched.
+    fn two_party_flow(suite: CipherSuite) -> TestResult {
+        let cs = suite.mls();
+        assert_eq!(suite.hash(), crate_hash(cs.hash_algorithm()), "{suite}");
+        assert_eq!(suite.aead(), crate_aead(cs.aead_algorithm()), "{suite}");
+        assert_eq!(
+            suite.signature_scheme(),
+            cs.signature_algorithm(),
+            "{suite}"
+        );
+
+        let (crypto_c, crypto_s) = (
+            CryptoBackend::for_suite(suite)?,
+            CryptoBackend::for_suite(suite)?,
+        );
+        let (conn_c, conn_s) = (memory_db()?, memory_db()?);
+        let (client, server) = (
+            MlsProvider::new(&crypto_c, &conn_c),
+            MlsProvider::new(&crypto_s, &conn_s),
+        );
+        let (signer_c, cred_c) = identity(suite, &client, "client")?;
+        let (signer_s, cred_s) = identity(suite, &server, "server")?;
+
+        // Client -> server: KeyPackage.
+        let kpb = KeyPackage::builder()
+            .leaf_node_capabilities(capabilities(suite))
+            .build(cs, &client, &signer_c, cred_c)?;
+        let kp_bytes = MlsMessageOut::from(kpb.key_package().clone()).tls_serialize_detached()?;
+        let MlsMessageBodyIn::KeyPackage(kp_in) =
+            MlsMessageIn::tls_deserialize_exact(&kp_bytes)?.extract()
+        else {
+            return Err("not a KeyPackage".into());
+        };
+        let kp = kp_in.validate(server.crypto(), ProtocolVersion::Mls10)?;
+
+        // Server: create group, add client, merge -> Welcome.
+        let create_config = MlsGroupCreateConfig::builder()
+            .ciphersuite(cs)
+            .capabilities(capabilities(suite))
+            .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(true)
+            .build();
+        let mut group_s = MlsGroup::new(&server, &signer_s, &create_config, cred_s)?;
+        let (_commit, welcome, _group_info) = group_s.add_members(&server, &signer_s, &[kp])?;
+        group_s.merge_pending_commit(&server)?;
+        let welcome_bytes = welcome.tls_serialize_detached()?;
+
+        // Client: join (ratchet tree from the Welcome's extension).
+        let MlsMessageBodyIn::Welcome(welcome) =
+            MlsMessageIn::tls_deserialize_exact(&welcome_bytes)?.extract()
+        else {
+            return Err("not a Welcome".into());
+        };
+        let join_config = MlsGroupJoinConfig::builder()
+            .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(true)
+            .build();
+        let mut group_c = StagedWelcome::new_from_welcome(&client, &join_config, welcome, None)?
+            .into_group(&client)?;
+        assert_eq!(group_c.ciphersuite(), cs);
+        assert_eq!(group_c.epoch(), group_s.epoch());
+
+        // Client: empty commit with UpdatePath; server processes it.
+        let commit = empty_commit(&mut group_c, &client, &signer_c)?;
+        process_commit(&mut group_s, &server, &commit)?;
+        group_c.merge_pending_commit(&client)?;
+        assert_eq!(group_c.epoch(), group_s.epoch());
+        assert_eq!(group_c.epoch().as_u64(), 2);
+
+        let len = hash_len(suite.hash());
+        assert_eq!(len, cs.hash_algorithm().size());
+        let export_c = group_c.export_secret(client.crypto(), EXPORTER_LABEL, b"", len)?;
+        let export_s = group_s.export_secret(server.crypto(), EXPORTER_LABEL, b"", len)?;
+        assert_eq!(export_c.len(), len, "{suite}");
+        assert_eq!(export_c, export_s, "{suite}");
+
+        // A transition inside a transaction on the same &Connection rolls back.
+        let group_id = group_s.group_id().clone();
+        let commit = empty_commit(&mut group_c, &client, &signer_c)?;
+        {
+            let tx = conn_s.unchecked_transaction()?;
+            process_commit(&mut group_s, &server, &commit)?;
+            assert_eq!(group_s.epoch().as_u64(), 3);
+            tx.rollback()?;
+        }
+        let mut group_s = MlsGroup::load(server.storage(), &group_id)?.ok_or("group lost")?;
+        assert_eq!(group_s.epoch().as_u64(), 2);
+        // ... and the same commit applies again, committed this time.
+        let tx = conn_s.unchecked_transaction()?;
+        process_commit(&mut group_s, &server, &commit)?;
+        tx.commit()?;
+        group_c.merge_pending_commit(&client)?;
+        let group_s = MlsGroup::load(server.storage(), &group_id)?.ok_or("group lost")?;
+        assert_eq!(group_s.epoch().as_u64(), 3);
+        assert_eq!(
+            group_c.export_secret(client.crypto(), EXPORTER_LABEL, b"", len)?,
+            group_s.export_secret(server.crypto(), EXPORTER_LABEL, b"", len)?
+        );
+        Ok(())
+    }
+
+    fn crate_hash(h: HashType) -> HashAlgorithm {
+        match h {
+            HashType::Sha2_256 => HashAlgorithm::Sha256,
+            HashType::Sha2_384 => HashAlgorithm::Sha384,
+            HashType::Sha2_512 => HashAlgorithm::Sha512,
+        }
+    }
+
+    fn crate_aead(a: AeadType) -> crate::schedule::AeadAlgorithm {
+        use crate::schedule::AeadAlgorithm;
+        match a {
+            AeadType::Aes128Gcm => AeadAlgorithm::Aes128Gcm,
+            AeadType::Aes256Gcm => AeadAlgorithm::Aes256Gcm,
+            AeadType::ChaCha20Poly1305 => AeadAlgorithm::ChaCha20Poly1305,
+        }
+    }
+
+    /// One `#[test]` per suite (they run in parallel and fail individually),
+    /// plus a check that the list covers `CipherSuite::ALL`.
+    macro_rules! flow_tests {
+        ($($test:ident => $suite:ident,)*) => {
+            $(
+                #[test]
+                fn $test() {
+                    if let Err(e) = two_party_flow(CipherSuite::$suite) {
+                        panic!("{}: {e}", CipherSuite::$suite);
+                    }
+                }
+            )*
+
+            #[test]
+            fn flow_tests_cover_all_suites() {
+                let tested = [$(CipherSuite::$suite),*];
+                assert_eq!(tested, CipherSuite::ALL);
+            }
+        };
+    }
+
+    flow_tests! {
+        flow_0x0001 => X25519Aes128GcmSha256Ed25519,
+        flow_0x0002 => P256Aes128GcmSha256P256,
+        flow_0x0003 => X25519ChaCha20Poly1305Sha256Ed25519,
+        flow_0x0042 => MlKem1024Aes256GcmSha384P384,
+        flow_0x004d => XWingChaCha20Poly1305Sha256Ed25519,
+        flow_0x004e => MlKem768X25519Aes256GcmSha384Ed25519,
+        flow_0x004f => MlKem768X25519Aes128GcmSha256Ed25519,
+        flow_0x0051 => MlKem768Aes256GcmSha384MlDsa65,
+        flow_0x0052 => MlKem768X25519ChaCha20Poly1305Sha384MlDsa44,
+    }
+
+    #[test]
+    fn backend_matches_suite_and_delegates() -> TestResult {
+        for suite in CipherSuite::ALL {
+            let backend = CryptoBackend::for_suite(suite)?;
+            match (suite.backend(), &backend) {
+                (Backend::Libcrux, CryptoBackend::Libcrux(_))
+                | (Backend::RustCrypto, CryptoBackend::RustCrypto(_)) => {}
+                _ => panic!("{suite}: wrong backend {backend:?}"),
+            }
+            backend.supports(suite.mls())?;
+            let a: [u8; 32] = backend.random_array()?;
+            let b: [u8; 32] = backend.random_array()?;
+            assert_ne!(a, b);
+            assert_eq!(backend.random_vec(17)?.len(), 17);
+            let digest = backend.hash(suite.mls().hash_algorithm(), b"abc")?;
+            assert_eq!(digest.len(), hash_len(suite.hash()));
+            let (sk, pk) = backend.signature_key_gen(suite.signature_scheme())?;
+            let sig = backend.sign(suite.signature_scheme(), b"msg", &sk)?;
+            backend.verify_signature(suite.signature_scheme(), b"msg", &pk, &sig)?;
+            assert!(backend
+                .verify_signature(suite.signature_scheme(), b"other", &pk, &sig)
+                .is_err());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn rand_error_keeps_its_source() {
+        use std::error::Error as _;
+        let e = RandError::RustCrypto(openmls_rust_crypto::RandError::LockPoisoned);
+        assert!(e.source().is_some());
+        assert!(e.to_string().starts_with("rust_crypto randomness error: "));
+        let e = RandError::Libcrux(openmls_libcrux_crypto::RandError::UnableToGenerate);
+        assert!(e.to_string().starts_with("libcrux randomness error: "));
+    }
+}

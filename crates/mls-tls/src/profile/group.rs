@@ -1,0 +1,274 @@
+//! The MLS group rules of SPEC section 5: components, SafeAAD message types,
+//! commit shape, and the OpenMLS calls that build and check messages.
+
+use openmls::component::{ComponentId, ComponentsList};
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use rusqlite::Connection;
+
+use super::crypto::{CryptoBackend, MlsProvider};
+use super::message::TwoPartyMessageType;
+use super::store::SessionId;
+use super::suite::CipherSuite;
+use crate::error::Error;
+
+/// `two_party_profile` component id (private use until IANA assigns TBD1).
+pub(crate) const TWO_PARTY_PROFILE: ComponentId = 0x8001;
+/// `mls_tls` component id: the cross-protocol marker (MLS-TLS-01 section 9).
+pub(crate) const MLS_TLS: ComponentId = 0x8002;
+/// The `mls_tls` component's version (`ComponentData{mls_tls, uint16 1}`).
+pub(crate) const MLS_TLS_VERSION: u16 = 1;
+/// draft-ietf-mls-extensions `app_components` dictionary entry.
+const APP_COMPONENTS: ComponentId = 0x0001;
+/// draft-ietf-mls-extensions `safe_aad` dictionary entry.
+const SAFE_AAD: ComponentId = 0x0002;
+
+fn components(ids: &[ComponentId]) -> Vec<u8> {
+    ComponentsList::new(ids.to_vec())
+        .tls_serialize_detached()
+        .unwrap_or_default()
+}
+
+/// The app_data_dictionary every LeafNode and the GroupContext carry.
+fn app_dict() -> AppDataDictionary {
+    let mut d = AppDataDictionary::new();
+    let _ = d.insert(APP_COMPONENTS, components(&[TWO_PARTY_PROFILE, MLS_TLS]));
+    let _ = d.insert(SAFE_AAD, components(&[TWO_PARTY_PROFILE]));
+    let _ = d.insert(MLS_TLS, MLS_TLS_VERSION.to_be_bytes().to_vec());
+    d
+}
+
+pub(crate) fn leaf_extensions() -> Result<Extensions<LeafNode>, Error> {
+    Extensions::single(Extension::AppDataDictionary(
+        AppDataDictionaryExtension::new(app_dict()),
+    ))
+    .map_err(mls_err)
+}
+
+fn group_context_extensions() -> Result<Extensions<GroupContext>, Error> {
+    Extensions::from_vec(vec![
+        Extension::AppDataDictionary(AppDataDictionaryExtension::new(app_dict())),
+        Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
+            &[ExtensionType::AppDataDictionary],
+            &[],
+            &[],
+        )),
+    ])
+    .map_err(mls_err)
+}
+
+pub(crate) fn capabilities(suite: CipherSuite) -> Capabilities {
+    Capabilities::builder()
+        .ciphersuites(vec![suite.mls()])
+        .extensions(vec![ExtensionType::AppDataDictionary])
+        .build()
+}
+
+pub(crate) fn create_config(suite: CipherSuite) -> Result<MlsGroupCreateConfig, Error> {
+    Ok(MlsGroupCreateConfig::builder()
+        .ciphersuite(suite.mls())
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(0)
+        .use_ratchet_tree_extension(true)
+        // Capabilities first: the leaf extensions are checked against them.
+        .capabilities(capabilities(suite))
+        .with_leaf_node_extensions(leaf_extensions()?)
+        .map_err(mls_err)?
+        .with_group_context_extensions(group_context_extensions()?)
+        .build())
+}
+
+pub(crate) fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(0)
+        .use_ratchet_tree_extension(true)
+        .build()
+}
+
+/// Checks that a dictionary lists both components in `app_components`,
+/// `two_party_profile` in `safe_aad`, and carries `mls_tls` version 1.
+fn check_dict(ext: Option<&AppDataDictionaryExtension>) -> Result<(), &'static str> {
+    let d = ext.ok_or("no app_data_dictionary")?.dictionary();
+    let list = |id| {
+        d.get(&id)
+            .and_then(|b| ComponentsList::tls_deserialize_exact(b).ok())
+            .map(ComponentsList::into_ids)
+    };
+    let app = list(APP_COMPONENTS).ok_or("no app_components")?;
+    if !app.contains(&TWO_PARTY_PROFILE) || !app.contains(&MLS_TLS) {
+        return Err("app_components lacks two_party_profile or mls_tls");
+    }
+    if !list(SAFE_AAD)
+        .ok_or("no safe_aad")?
+        .contains(&TWO_PARTY_PROFILE)
+    {
+        return Err("safe_aad lacks two_party_profile");
+    }
+    if d.get(&MLS_TLS) != Some(&MLS_TLS_VERSION.to_be_bytes()[..]) {
+        return Err("mls_tls component version is not 1");
+    }
+    Ok(())
+}
+
+/// Checks a LeafNode advertises what the profile needs (SPEC 5): both
+/// components and the app_data_dictionary capability.
+pub(crate) fn check_leaf(leaf: &LeafNode) -> Result<(), &'static str> {
+    if !leaf
+        .capabilities()
+        .extensions()
+        .contains(&ExtensionType::AppDataDictionary)
+    {
+        return Err("leaf lacks the app_data_dictionary capability");
+    }
+    check_dict(leaf.extensions().app_data_dictionary())
+}
+
+/// Checks the GroupContext requires the components and the capability.
+pub(crate) fn check_group_context(gc: &GroupContext) -> Result<(), &'static str> {
+    check_dict(gc.extensions().app_data_dictionary())?;
+    let required = gc
+        .extensions()
+        .required_capabilities()
+        .ok_or("no required_capabilities")?;
+    if !required
+        .extension_types()
+        .contains(&ExtensionType::AppDataDictionary)
+    {
+        return Err("required_capabilities lacks app_data_dictionary");
+    }
+    Ok(())
+}
+
+/// The profile message type of a processed message: its authenticated data
+/// must be exactly one SafeAAD item `0x8001` holding a valid type.
+pub(crate) fn message_type(processed: &ProcessedMessage) -> Result<TwoPartyMessageType, Error> {
+    let items = processed.safe_aad().map(|s| s.items()).unwrap_or_default();
+    match items {
+        [item] if item.component_id() == TWO_PARTY_PROFILE && processed.tail_aad().is_empty() => {
+            match item.data() {
+                [t] => TwoPartyMessageType::from_u8(*t)
+                    .ok_or_else(|| Error::IllegalParameter(format!("unknown message type {t}"))),
+                _ => Err(Error::IllegalParameter("malformed message type".into())),
+            }
+        }
+        _ => Err(Error::IllegalParameter(
+            "authenticated data is not exactly the two_party_profile SafeAAD item".into(),
+        )),
+    }
+}
+
+/// Checks a received commit has no proposals, an UpdatePath, and a path
+/// leaf that keeps the components (SPEC 5). Returns the path leaf.
+pub(crate) fn check_commit(staged: &StagedCommit) -> Result<&LeafNode, Error> {
+    if staged.queued_proposals().next().is_some() {
+        return Err(Error::IllegalParameter("commit carries proposals".into()));
+    }
+    let leaf = staged
+        .update_path_leaf_node()
+        .ok_or_else(|| Error::IllegalParameter("commit has no UpdatePath".into()))?;
+    check_leaf(leaf).map_err(|e| Error::IllegalParameter(e.into()))?;
+    Ok(leaf)
+}
+
+/// Creates and stages a commit with an empty proposal list and an
+/// UpdatePath, typed `typ`. Returns the `MLSMessage` bytes.
+pub(crate) fn create_commit(
+    group: &mut MlsGroup,
+    provider: &MlsProvider<'_>,
+    signer: &SignatureKeyPair,
+    typ: TwoPartyMessageType,
+) -> Result<Vec<u8>, Error> {
+    set_type(group, typ)?;
+    let bundle = group
+        .commit_builder()
+        .consume_proposal_store(false)
+        .force_self_update(true)
+        .load_psks(provider.storage())
+        .map_err(mls_err)?
+        .build(provider.rand(), provider.crypto(), signer, |_| false)
+        .map_err(mls_err)?
+        .stage_commit(provider)
+        .map_err(mls_err)?;
+    bundle.commit().tls_serialize_detached().map_err(mls_err)
+}
+
+/// Creates the EpochKeyUpdate application message for `epoch` in the
+/// group's current epoch.
+pub(crate) fn create_epoch_key_update(
+    group: &mut MlsGroup,
+    provider: &MlsProvider<'_>,
+    signer: &SignatureKeyPair,
+) -> Result<Vec<u8>, Error> {
+    set_type(group, TwoPartyMessageType::EpochKeyUpdate)?;
+    let epoch = group.epoch().as_u64();
+    group
+        .create_message(provider, signer, &epoch.to_be_bytes())
+        .map_err(mls_err)?
+        .tls_serialize_detached()
+        .map_err(mls_err)
+}
+
+fn set_type(group: &mut MlsGroup, typ: TwoPartyMessageType) -> Result<(), Error> {
+    group
+        .set_safe_aad(vec![SafeAadItem::new(TWO_PARTY_PROFILE, vec![typ.to_u8()])])
+        .map_err(mls_err)
+}
+
+/// Parses an `MLSMessage` that must be a PrivateMessage (SPEC 5: every
+/// message after the Welcome).
+pub(crate) fn parse_private_message(bytes: &[u8]) -> Result<ProtocolMessage, Error> {
+    let msg = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|_| {
+        Error::InvalidMessage(crate::error::InvalidMessage::BadHandshake(
+            "MLSMessage does not parse",
+        ))
+    })?;
+    if msg.wire_format() != WireFormat::PrivateMessage {
+        return Err(Error::IllegalParameter(
+            "message is not a PrivateMessage".into(),
+        ));
+    }
+    msg.try_into_protocol_message()
+        .map_err(|_| Error::IllegalParameter("message is not a PrivateMessage".into()))
+}
+
+/// The epoch number an EpochKeyUpdate's application data carries.
+pub(crate) fn epoch_key_update_epoch(data: &[u8]) -> Result<u64, Error> {
+    <[u8; 8]>::try_from(data)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Error::IllegalParameter("EpochKeyUpdate is not a uint64".into()))
+}
+
+/// SHA-256 of a commit message, kept to recognise a retransmission.
+pub(crate) fn commit_hash(message: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Deletes a group's OpenMLS data, if the group exists.
+pub(crate) fn delete_group_data(conn: &Connection, id: &SessionId) -> Result<(), Error> {
+    let storage = super::crypto::SqlStorage::new(conn);
+    let gid = GroupId::from_slice(&id.0);
+    if let Some(mut group) = MlsGroup::load(&storage, &gid).map_err(mls_err)? {
+        group.delete(&storage).map_err(mls_err)?;
+    }
+    Ok(())
+}
+
+/// Loads a group from storage.
+pub(crate) fn load_group(conn: &Connection, id: &SessionId) -> Result<Option<MlsGroup>, Error> {
+    let storage = super::crypto::SqlStorage::new(conn);
+    MlsGroup::load(&storage, &GroupId::from_slice(&id.0)).map_err(mls_err)
+}
+
+/// The crypto backend for a suite, as an `Error`.
+pub(crate) fn backend(suite: CipherSuite) -> Result<CryptoBackend, Error> {
+    CryptoBackend::for_suite(suite).map_err(mls_err)
+}
+
+pub(crate) fn mls_err(e: impl core::fmt::Debug) -> Error {
+    Error::Mls(format!("{e:?}"))
+}
