@@ -9,17 +9,23 @@ use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use rusqlite::Connection;
 
-use super::auth::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
-use super::crypto::{run_migrations, CryptoBackend, MlsProvider};
-use super::group::{self, mls_err};
-use super::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
-use super::persist::copy_private_db;
-use super::store::{
+use crate::profile::auth::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
+use crate::profile::crypto::{run_migrations, CryptoBackend, MlsProvider};
+use crate::profile::group::{self, mls_err};
+use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
+use crate::profile::persist::copy_private_db;
+
+mod resume;
+#[cfg(test)]
+mod tests;
+
+use crate::error::{Error, PeerMisbehaved};
+use crate::profile::store::{
     self, InitialRole, PendingCommit, SessionId, SessionMeta, SessionStore, StoredState,
 };
-use super::suite::CipherSuite;
-use crate::error::{Error, PeerMisbehaved};
+use crate::profile::suite::CipherSuite;
 use crate::schedule::{Side, TrafficSecret, TrafficSecrets};
+pub use resume::Resumption;
 
 /// What a profile engine needs: who we are, whom we accept, where sessions
 /// are kept.
@@ -148,6 +154,8 @@ pub struct Engine {
     state: State,
     hello: Option<Hello>,
     active: Option<Active>,
+    /// A stuck direction waits for its ConnectionUpdate (SPEC 8).
+    send_blocked: bool,
 }
 
 impl core::fmt::Debug for Engine {
@@ -198,6 +206,7 @@ impl Engine {
                 db,
             }),
             active: None,
+            send_blocked: false,
         };
         let hello = HandshakeMessage::new(HandshakeType::ClientHello, body);
         Ok((engine, vec![Event::Send(hello)]))
@@ -211,6 +220,7 @@ impl Engine {
             state: State::AwaitingClientHello,
             hello: None,
             active: None,
+            send_blocked: false,
         }
     }
 
@@ -351,259 +361,6 @@ impl Engine {
             HandshakeType::ConnectionUpdate,
             message,
         ))])
-    }
-
-    /// Resumes a stored session as the current initiator (profile 6): sends
-    /// the pending commit again if there is one, else a fresh commit. The
-    /// returned [`Resumption`] says whether early data may be sent.
-    pub fn resume(
-        config: ProfileConfig,
-        id: &SessionId,
-        now: SystemTime,
-    ) -> Result<(Self, Vec<Event>, Resumption), Error> {
-        let mut active = load_active(&config, id)?;
-        let mut engine = Self {
-            config,
-            side: Side::Client,
-            state: State::AwaitingResumptionResponse,
-            hello: None,
-            active: None,
-        };
-        let fresh = active.meta.pending.is_none();
-        let store = engine.config.store.clone();
-        let (message, secrets) = store.transaction(|conn| {
-            let provider = MlsProvider::new(&active.crypto, conn);
-            if fresh {
-                let message = group::create_commit(
-                    &mut active.group,
-                    &provider,
-                    active.identity.signer(),
-                    TwoPartyMessageType::ResumptionRequest,
-                )?;
-                active.meta.pending = Some(PendingCommit {
-                    message,
-                    typ: TwoPartyMessageType::ResumptionRequest,
-                });
-            }
-            let staged = active
-                .group
-                .pending_commit()
-                .ok_or_else(|| Error::Store("pending commit missing from the group".into()))?;
-            let secrets = export_staged(staged, &active.crypto, active.meta.suite)?;
-            active.meta.state = StoredState::AwaitingResumptionResponse;
-            active.meta.last_used = store::secs(now);
-            store::save_meta(conn, &active.meta)?;
-            let message = active.meta.pending.as_ref().map(|p| p.message.clone());
-            Ok((message.unwrap_or_default(), secrets))
-        })?;
-        let epoch = active.group.epoch().as_u64() + 1;
-        let suite = active.meta.suite;
-        let (send, receive) = split(secrets, Side::Client);
-        let mut events = vec![Event::Send(HandshakeMessage::new(
-            HandshakeType::ResumptionRequest,
-            message,
-        ))];
-        // The response may come encrypted under the new epoch's server keys.
-        events.push(Event::InstallReceiveKeys(EpochSecret {
-            epoch,
-            suite,
-            secret: receive,
-        }));
-        let early_data = fresh && epoch > active.meta.last_send_epoch;
-        if early_data {
-            // Durable before the first record under these keys leaves (SPEC 8).
-            active.meta.last_send_epoch = epoch;
-            store.transaction(|conn| store::save_meta(conn, &active.meta))?;
-            events.push(Event::InstallSendKeys(EpochSecret {
-                epoch,
-                suite,
-                secret: send,
-            }));
-        }
-        engine.active = Some(active);
-        Ok((engine, events, Resumption { early_data }))
-    }
-
-    fn on_resumption_request(&mut self, body: &[u8], now: SystemTime) -> Result<Vec<Event>, Error> {
-        let message = group::parse_private_message(body)?;
-        let id = SessionId(message.group_id().as_slice().to_vec());
-        let active = match load_active(&self.config, &id) {
-            Err(Error::HandshakeFailure(_)) => {
-                return Err(Error::HandshakeFailure("unknown session".into()))
-            }
-            other => other?,
-        };
-        if active.meta.state == StoredState::AwaitingResumptionResponse
-            && active.meta.initial_role == InitialRole::Initiator
-        {
-            // Both resumed at once: the initial initiator keeps its own
-            // attempt and refuses this one (SPEC 8).
-            return Err(Error::ResumptionRefused);
-        }
-        self.active = Some(active);
-        self.side = Side::Server;
-        let verifier = self.config.verifier.clone();
-        let (outcome, c2, response_epoch, suite) = self.transition(now, |a, provider| {
-            let msg_epoch = message.epoch();
-            let current = a.group.epoch();
-            let pending_epoch = a.group.pending_commit().map(|c| c.epoch());
-            let type_ok = |t| {
-                matches!(
-                    t,
-                    TwoPartyMessageType::ResumptionRequest
-                        | TwoPartyMessageType::ConnectionUpdate
-                        | TwoPartyMessageType::ResumptionResponse
-                )
-            };
-            let awaiting_rr = a.meta.state == StoredState::AwaitingResumptionResponse;
-            // Rule 1: the commit we merged last, and we are at its epoch.
-            let outcome = if a.meta.last_commit_hash == Some(group::commit_hash(body))
-                && msg_epoch.as_u64() + 1 == current.as_u64()
-            {
-                let resend = (!awaiting_rr).then(|| a.meta.pending.clone()).flatten();
-                if resend.is_none() && a.group.pending_commit().is_some() {
-                    a.group
-                        .clear_pending_commit(provider.storage())
-                        .map_err(mls_err)?;
-                    a.meta.pending = None;
-                }
-                Outcome::Retransmission { resend }
-            } else if pending_epoch == Some(msg_epoch) {
-                // Rule 2: builds on our pending commit.
-                let ours = a
-                    .meta
-                    .pending
-                    .take()
-                    .ok_or(Error::Store("pending bytes missing".into()))?;
-                a.group.merge_pending_commit(provider).map_err(mls_err)?;
-                let staged = process_commit(a, provider, body, &*verifier, type_ok)?;
-                a.group
-                    .merge_staged_commit(provider, *staged)
-                    .map_err(mls_err)?;
-                let _ = ours;
-                a.meta.last_commit_hash = Some(group::commit_hash(body));
-                Outcome::Applied
-            } else if msg_epoch == current {
-                // Rule 3: builds on our current epoch; our pending commit loses.
-                if a.group.pending_commit().is_some() {
-                    a.group
-                        .clear_pending_commit(provider.storage())
-                        .map_err(mls_err)?;
-                    a.meta.pending = None;
-                }
-                let staged = process_commit(a, provider, body, &*verifier, type_ok)?;
-                a.group
-                    .merge_staged_commit(provider, *staged)
-                    .map_err(mls_err)?;
-                a.meta.last_commit_hash = Some(group::commit_hash(body));
-                Outcome::Applied
-            } else {
-                return Err(
-                    Error::DecryptError("resumption request matches no state".into()).into(),
-                );
-            };
-            // The response: the unconfirmed pending commit again, or fresh.
-            let c2 = match &outcome {
-                Outcome::Retransmission { resend: Some(p) } => p.message.clone(),
-                _ => {
-                    let m = group::create_commit(
-                        &mut a.group,
-                        provider,
-                        a.identity.signer(),
-                        TwoPartyMessageType::ResumptionResponse,
-                    )?;
-                    a.meta.pending = Some(PendingCommit {
-                        message: m.clone(),
-                        typ: TwoPartyMessageType::ResumptionResponse,
-                    });
-                    m
-                }
-            };
-            a.meta.state = StoredState::AwaitingEpochKeyUpdate;
-            let epoch = a.group.epoch().as_u64();
-            let encrypt = epoch > a.meta.last_send_epoch;
-            let secrets = export(&a.group, &a.crypto, a.meta.suite)?;
-            if encrypt {
-                a.meta.last_send_epoch = epoch;
-            }
-            Ok((outcome, c2, (epoch, encrypt, secrets), a.meta.suite))
-        })?;
-        self.state = State::AwaitingEpochKeyUpdate;
-        let (epoch, encrypt, secrets) = response_epoch;
-        let (send, receive) = split(secrets, Side::Server);
-        let mut events = Vec::new();
-        if matches!(outcome, Outcome::Applied) {
-            // Early data from a fresh request arrives under these keys.
-            events.push(Event::InstallReceiveKeys(EpochSecret {
-                epoch,
-                suite,
-                secret: receive,
-            }));
-        }
-        if encrypt {
-            events.push(Event::InstallSendKeys(EpochSecret {
-                epoch,
-                suite,
-                secret: send,
-            }));
-        }
-        events.push(Event::Send(HandshakeMessage::new(
-            HandshakeType::ResumptionResponse,
-            c2,
-        )));
-        events.push(Event::Resumed {
-            early_data_allowed: matches!(outcome, Outcome::Applied),
-        });
-        Ok(events)
-    }
-
-    fn on_resumption_response(
-        &mut self,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<Vec<Event>, Error> {
-        let verifier = self.config.verifier.clone();
-        let (eku, epoch, secrets, suite) = self.transition(now, |a, provider| {
-            let message = group::parse_private_message(body)?;
-            let pending_epoch = a.group.pending_commit().map(|c| c.epoch());
-            if pending_epoch != Some(message.epoch()) {
-                return Err(Error::DecryptError("response for another epoch".into()).into());
-            }
-            a.group.merge_pending_commit(provider).map_err(mls_err)?;
-            a.meta.pending = None;
-            let staged = process_commit(a, provider, body, &*verifier, |t| {
-                matches!(
-                    t,
-                    TwoPartyMessageType::ResumptionResponse | TwoPartyMessageType::ConnectionUpdate
-                )
-            })?;
-            let secrets = export_staged(&staged, &a.crypto, a.meta.suite)?;
-            a.group
-                .merge_staged_commit(provider, *staged)
-                .map_err(mls_err)?;
-            let epoch = a.group.epoch().as_u64();
-            a.meta.last_commit_hash = Some(group::commit_hash(body));
-            a.meta.state = StoredState::Synced;
-            raise_send_epoch(&mut a.meta, epoch)?;
-            let eku = group::create_epoch_key_update(&mut a.group, provider, a.identity.signer())?;
-            Ok((eku, epoch, secrets, a.meta.suite))
-        })?;
-        self.state = State::Synced;
-        let (send, receive) = split(secrets, self.side);
-        Ok(vec![
-            Event::Send(HandshakeMessage::new(HandshakeType::EpochKeyUpdate, eku)),
-            Event::InstallSendKeys(EpochSecret {
-                epoch,
-                suite,
-                secret: send,
-            }),
-            Event::CandidateReceiveKeys(EpochSecret {
-                epoch,
-                suite,
-                secret: receive,
-            }),
-            Event::Established,
-        ])
     }
 
     fn on_client_hello(&mut self, body: &[u8]) -> Result<Vec<Event>, Error> {
@@ -777,7 +534,7 @@ impl Engine {
 
     fn on_connection_update(&mut self, body: &[u8], now: SystemTime) -> Result<Vec<Event>, Error> {
         let verifier = self.config.verifier.clone();
-        let (eku, epoch, secrets, suite) = self.transition(now, |a, provider| {
+        let result = self.transition(now, |a, provider| {
             if a.group.pending_commit().is_some() {
                 // Responder collision: our commit loses (profile 5).
                 a.group
@@ -795,29 +552,66 @@ impl Engine {
             let epoch = a.group.epoch().as_u64();
             a.meta.last_commit_hash = Some(group::commit_hash(body));
             a.meta.state = StoredState::Synced;
-            raise_send_epoch(&mut a.meta, epoch)?;
             let eku = group::create_epoch_key_update(&mut a.group, provider, a.identity.signer())?;
-            Ok((eku, epoch, secrets, a.meta.suite))
+            let stuck = claim_send_epoch(a, provider, epoch)?;
+            Ok((eku, epoch, secrets, a.meta.suite, stuck))
         })?;
-        self.state = State::Synced;
+        let (eku, epoch, secrets, suite, stuck) = result;
         let (send, receive) = split(secrets, self.side);
-        Ok(vec![
-            Event::Send(HandshakeMessage::new(HandshakeType::EpochKeyUpdate, eku)),
-            Event::InstallSendKeys(EpochSecret {
-                epoch,
-                suite,
-                secret: send,
-            }),
-            Event::CandidateReceiveKeys(EpochSecret {
-                epoch,
-                suite,
-                secret: receive,
-            }),
-        ])
+        let mut events = vec![Event::Send(HandshakeMessage::new(
+            HandshakeType::EpochKeyUpdate,
+            eku,
+        ))];
+        self.switch_sending(&mut events, epoch, suite, send, stuck);
+        events.push(Event::CandidateReceiveKeys(EpochSecret {
+            epoch,
+            suite,
+            secret: receive,
+        }));
+        Ok(events)
+    }
+
+    /// Installs sending keys for a new epoch, or, when the key-reuse
+    /// invariant forbids them (SPEC 8, stuck direction), sends the fresh
+    /// ConnectionUpdate `stuck` instead and blocks application data until it
+    /// is confirmed.
+    pub(super) fn switch_sending(
+        &mut self,
+        events: &mut Vec<Event>,
+        epoch: u64,
+        suite: CipherSuite,
+        send: TrafficSecret,
+        stuck: Option<Vec<u8>>,
+    ) {
+        match stuck {
+            None => {
+                self.send_blocked = false;
+                self.state = State::Synced;
+                events.push(Event::InstallSendKeys(EpochSecret {
+                    epoch,
+                    suite,
+                    secret: send,
+                }));
+            }
+            Some(update) => {
+                self.send_blocked = true;
+                self.state = State::AwaitingEpochKeyUpdate;
+                events.push(Event::Send(HandshakeMessage::new(
+                    HandshakeType::ConnectionUpdate,
+                    update,
+                )));
+            }
+        }
+    }
+
+    /// Whether application data may be sent now: false while a stuck
+    /// direction waits for its ConnectionUpdate to be confirmed (SPEC 8).
+    pub fn may_send_application_data(&self) -> bool {
+        !self.send_blocked
     }
 
     fn on_epoch_key_update(&mut self, body: &[u8], now: SystemTime) -> Result<Vec<Event>, Error> {
-        let (epoch, secrets, suite) = self.transition(now, |a, provider| {
+        let (epoch, secrets, suite, stuck) = self.transition(now, |a, provider| {
             let pending_epoch = a
                 .group
                 .pending_commit()
@@ -856,15 +650,18 @@ impl Engine {
             }
             a.meta.last_commit_hash = Some(group::commit_hash(&pending.message));
             a.meta.state = StoredState::Synced;
-            raise_send_epoch(&mut a.meta, epoch)?;
-            Ok((
-                epoch,
-                export(&a.group, &a.crypto, a.meta.suite)?,
-                a.meta.suite,
-            ))
+            let secrets = export(&a.group, &a.crypto, a.meta.suite)?;
+            let stuck = claim_send_epoch(a, provider, epoch)?;
+            Ok((epoch, secrets, a.meta.suite, stuck))
         })?;
-        self.state = State::Synced;
-        Ok(install_both(epoch, suite, secrets, self.side))
+        let (send, receive) = split(secrets, self.side);
+        let mut events = vec![Event::InstallReceiveKeys(EpochSecret {
+            epoch,
+            suite,
+            secret: receive,
+        })];
+        self.switch_sending(&mut events, epoch, suite, send, stuck);
+        Ok(events)
     }
 
     /// Runs `f` as one stored transition: committed with the updated
@@ -923,55 +720,6 @@ impl Engine {
     }
 }
 
-/// How a ResumptionRequest was classified (SPEC 8).
-enum Outcome {
-    /// Rule 1: the commit we already merged; `resend` is our pending commit
-    /// to send again unchanged.
-    Retransmission { resend: Option<PendingCommit> },
-    /// Rules 2 and 3: the commit was applied; early data may follow.
-    Applied,
-}
-
-/// What a resuming initiator may do before the response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resumption {
-    /// Whether early data may be sent now (a fresh commit whose epoch has
-    /// never had sending keys).
-    pub early_data: bool,
-}
-
-/// Loads a stored session into memory.
-fn load_active(config: &ProfileConfig, id: &SessionId) -> Result<Active, Error> {
-    let (group, meta) = config
-        .store
-        .transaction(|conn| Ok((group::load_group(conn, id)?, store::load_meta(conn, id)?)))?;
-    let (Some(group), Some(meta)) = (group, meta) else {
-        return Err(Error::HandshakeFailure(format!("no stored session {id}")));
-    };
-    let identity = config
-        .identities
-        .iter()
-        .find(|i| i.suite() == meta.suite)
-        .cloned()
-        .ok_or_else(|| Error::HandshakeFailure(format!("no identity for {}", meta.suite)))?;
-    let crypto = Arc::new(group::backend(meta.suite)?);
-    let peer = PeerIdentity {
-        credential: meta.peer_credential.clone(),
-        name: Credential::tls_deserialize_exact(&meta.peer_credential)
-            .map(|c| c.serialized_content().to_vec())
-            .unwrap_or_default(),
-        signature_key: meta.peer_signature_key.clone(),
-    };
-    Ok(Active {
-        identity,
-        crypto,
-        group,
-        meta,
-        peer,
-        provisional: None,
-    })
-}
-
 /// Processes a commit message: decrypts it (failure: `decrypt_error`, the
 /// session kept), then checks type, shape and credentials (failure: the
 /// message authenticated, so the session is deleted).
@@ -1007,15 +755,34 @@ fn process_commit(
     Ok(staged)
 }
 
-/// Applies the key-reuse invariant (SPEC 8): sending keys for `epoch` only
-/// if no keys for that epoch number were ever installed.
-fn raise_send_epoch(meta: &mut SessionMeta, epoch: u64) -> Result<(), Fail> {
-    if epoch <= meta.last_send_epoch {
-        // The stuck-direction case of SPEC 8; reached only through resumption.
-        return Err(Error::Mls(format!("sending keys for epoch {epoch} were already used")).into());
+/// Applies the key-reuse invariant (SPEC 8) on reaching `epoch`: sending
+/// keys for it only if no keys for that epoch number were ever installed
+/// (`None`). Otherwise the direction is stuck: a fresh ConnectionUpdate to a
+/// new epoch is created, stored as pending, and returned for sending. This
+/// only happens after resumptions where a dropped commit's early data used
+/// the epoch number, and then this direction has no keys on the connection,
+/// so the update travels in plaintext.
+fn claim_send_epoch(
+    a: &mut Active,
+    provider: &MlsProvider<'_>,
+    epoch: u64,
+) -> Result<Option<Vec<u8>>, Fail> {
+    if epoch > a.meta.last_send_epoch {
+        a.meta.last_send_epoch = epoch;
+        return Ok(None);
     }
-    meta.last_send_epoch = epoch;
-    Ok(())
+    let update = group::create_commit(
+        &mut a.group,
+        provider,
+        a.identity.signer(),
+        TwoPartyMessageType::ConnectionUpdate,
+    )?;
+    a.meta.pending = Some(PendingCommit {
+        message: update.clone(),
+        typ: TwoPartyMessageType::ConnectionUpdate,
+    });
+    a.meta.state = StoredState::AwaitingEpochKeyUpdate;
+    Ok(Some(update))
 }
 
 fn export(

@@ -1,0 +1,325 @@
+//! Resumption (profile section 6, SPEC section 8): the initiator's
+//! request, the responder's classification, and the response.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use openmls::prelude::tls_codec::Deserialize as _;
+use openmls::prelude::{Credential, OpenMlsProvider as _};
+
+use super::{
+    claim_send_epoch, export, export_staged, process_commit, split, Active, Engine, EpochSecret,
+    Event, ProfileConfig, State,
+};
+use crate::error::Error;
+use crate::profile::auth::PeerIdentity;
+use crate::profile::group::{self, mls_err};
+use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
+use crate::profile::store::{self, InitialRole, PendingCommit, SessionId, StoredState};
+use crate::schedule::Side;
+
+impl Engine {
+    /// Resumes a stored session as the current initiator (profile 6): sends
+    /// the pending commit again if there is one, else a fresh commit. The
+    /// returned [`Resumption`] says whether early data may be sent.
+    pub fn resume(
+        config: ProfileConfig,
+        id: &SessionId,
+        now: SystemTime,
+    ) -> Result<(Self, Vec<Event>, Resumption), Error> {
+        let active = load_active(&config, id)?;
+        let mut engine = Self {
+            config,
+            side: Side::Client,
+            state: State::AwaitingResumptionResponse,
+            hello: None,
+            active: Some(active),
+            send_blocked: false,
+        };
+        let (message, epoch, early_data, secrets, suite) =
+            engine.transition(now, |a, provider| {
+                let fresh = a.meta.pending.is_none();
+                if fresh {
+                    let message = group::create_commit(
+                        &mut a.group,
+                        provider,
+                        a.identity.signer(),
+                        TwoPartyMessageType::ResumptionRequest,
+                    )?;
+                    a.meta.pending = Some(PendingCommit {
+                        message,
+                        typ: TwoPartyMessageType::ResumptionRequest,
+                    });
+                }
+                let staged = a
+                    .group
+                    .pending_commit()
+                    .ok_or_else(|| Error::Store("pending commit missing from the group".into()))?;
+                let secrets = export_staged(staged, &a.crypto, a.meta.suite)?;
+                let epoch = a.group.epoch().as_u64() + 1;
+                // Early data only under a fresh commit whose epoch never had
+                // sending keys; recorded before the first such record leaves.
+                let early_data = fresh && epoch > a.meta.last_send_epoch;
+                if early_data {
+                    a.meta.last_send_epoch = epoch;
+                }
+                a.meta.state = StoredState::AwaitingResumptionResponse;
+                let message = a.meta.pending.as_ref().map(|p| p.message.clone());
+                Ok((
+                    message.unwrap_or_default(),
+                    epoch,
+                    early_data,
+                    secrets,
+                    a.meta.suite,
+                ))
+            })?;
+        let (send, receive) = split(secrets, Side::Client);
+        let mut events = vec![
+            Event::Send(HandshakeMessage::new(
+                HandshakeType::ResumptionRequest,
+                message,
+            )),
+            // The response may come encrypted under the new epoch's server keys.
+            Event::InstallReceiveKeys(EpochSecret {
+                epoch,
+                suite,
+                secret: receive,
+            }),
+        ];
+        if early_data {
+            events.push(Event::InstallSendKeys(EpochSecret {
+                epoch,
+                suite,
+                secret: send,
+            }));
+        }
+        Ok((engine, events, Resumption { early_data }))
+    }
+
+    pub(super) fn on_resumption_request(
+        &mut self,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Vec<Event>, Error> {
+        let message = group::parse_private_message(body)?;
+        let id = SessionId(message.group_id().as_slice().to_vec());
+        let active = match load_active(&self.config, &id) {
+            Err(Error::HandshakeFailure(_)) => {
+                return Err(Error::HandshakeFailure("unknown session".into()))
+            }
+            other => other?,
+        };
+        if active.meta.state == StoredState::AwaitingResumptionResponse
+            && active.meta.initial_role == InitialRole::Initiator
+        {
+            // Both resumed at once: the initial initiator keeps its own
+            // attempt and refuses this one (SPEC 8).
+            return Err(Error::ResumptionRefused);
+        }
+        self.active = Some(active);
+        self.side = Side::Server;
+        let verifier = self.config.verifier.clone();
+        let (outcome, c2, response_epoch, suite) = self.transition(now, |a, provider| {
+            let msg_epoch = message.epoch();
+            let current = a.group.epoch();
+            let pending_epoch = a.group.pending_commit().map(|c| c.epoch());
+            let type_ok = |t| {
+                matches!(
+                    t,
+                    TwoPartyMessageType::ResumptionRequest
+                        | TwoPartyMessageType::ConnectionUpdate
+                        | TwoPartyMessageType::ResumptionResponse
+                )
+            };
+            let awaiting_rr = a.meta.state == StoredState::AwaitingResumptionResponse;
+            // Rule 1: the commit we merged last, and we are at its epoch.
+            let outcome = if a.meta.last_commit_hash == Some(group::commit_hash(body))
+                && msg_epoch.as_u64() + 1 == current.as_u64()
+            {
+                let resend = (!awaiting_rr).then(|| a.meta.pending.clone()).flatten();
+                if resend.is_none() && a.group.pending_commit().is_some() {
+                    a.group
+                        .clear_pending_commit(provider.storage())
+                        .map_err(mls_err)?;
+                    a.meta.pending = None;
+                }
+                Outcome::Retransmission { resend }
+            } else if pending_epoch == Some(msg_epoch) {
+                // Rule 2: builds on our pending commit.
+                a.meta.pending = None;
+                a.group.merge_pending_commit(provider).map_err(mls_err)?;
+                let staged = process_commit(a, provider, body, &*verifier, type_ok)?;
+                a.group
+                    .merge_staged_commit(provider, *staged)
+                    .map_err(mls_err)?;
+                a.meta.last_commit_hash = Some(group::commit_hash(body));
+                Outcome::Applied
+            } else if msg_epoch == current {
+                // Rule 3: builds on our current epoch; our pending commit loses.
+                if a.group.pending_commit().is_some() {
+                    a.group
+                        .clear_pending_commit(provider.storage())
+                        .map_err(mls_err)?;
+                    a.meta.pending = None;
+                }
+                let staged = process_commit(a, provider, body, &*verifier, type_ok)?;
+                a.group
+                    .merge_staged_commit(provider, *staged)
+                    .map_err(mls_err)?;
+                a.meta.last_commit_hash = Some(group::commit_hash(body));
+                Outcome::Applied
+            } else {
+                return Err(
+                    Error::DecryptError("resumption request matches no state".into()).into(),
+                );
+            };
+            // The response: the unconfirmed pending commit again, or fresh.
+            let c2 = match &outcome {
+                Outcome::Retransmission { resend: Some(p) } => p.message.clone(),
+                _ => {
+                    let m = group::create_commit(
+                        &mut a.group,
+                        provider,
+                        a.identity.signer(),
+                        TwoPartyMessageType::ResumptionResponse,
+                    )?;
+                    a.meta.pending = Some(PendingCommit {
+                        message: m.clone(),
+                        typ: TwoPartyMessageType::ResumptionResponse,
+                    });
+                    m
+                }
+            };
+            a.meta.state = StoredState::AwaitingEpochKeyUpdate;
+            let epoch = a.group.epoch().as_u64();
+            let encrypt = epoch > a.meta.last_send_epoch;
+            let secrets = export(&a.group, &a.crypto, a.meta.suite)?;
+            if encrypt {
+                a.meta.last_send_epoch = epoch;
+            }
+            Ok((outcome, c2, (epoch, encrypt, secrets), a.meta.suite))
+        })?;
+        self.state = State::AwaitingEpochKeyUpdate;
+        let (epoch, encrypt, secrets) = response_epoch;
+        let (send, receive) = split(secrets, Side::Server);
+        let mut events = Vec::new();
+        if matches!(outcome, Outcome::Applied) {
+            // Early data from a fresh request arrives under these keys.
+            events.push(Event::InstallReceiveKeys(EpochSecret {
+                epoch,
+                suite,
+                secret: receive,
+            }));
+        }
+        if encrypt {
+            events.push(Event::InstallSendKeys(EpochSecret {
+                epoch,
+                suite,
+                secret: send,
+            }));
+        }
+        events.push(Event::Send(HandshakeMessage::new(
+            HandshakeType::ResumptionResponse,
+            c2,
+        )));
+        events.push(Event::Resumed {
+            early_data_allowed: matches!(outcome, Outcome::Applied),
+        });
+        Ok(events)
+    }
+
+    pub(super) fn on_resumption_response(
+        &mut self,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Vec<Event>, Error> {
+        let verifier = self.config.verifier.clone();
+        let (eku, epoch, secrets, suite, stuck) = self.transition(now, |a, provider| {
+            let message = group::parse_private_message(body)?;
+            let pending_epoch = a.group.pending_commit().map(|c| c.epoch());
+            if pending_epoch != Some(message.epoch()) {
+                return Err(Error::DecryptError("response for another epoch".into()).into());
+            }
+            a.group.merge_pending_commit(provider).map_err(mls_err)?;
+            a.meta.pending = None;
+            let staged = process_commit(a, provider, body, &*verifier, |t| {
+                matches!(
+                    t,
+                    TwoPartyMessageType::ResumptionResponse | TwoPartyMessageType::ConnectionUpdate
+                )
+            })?;
+            let secrets = export_staged(&staged, &a.crypto, a.meta.suite)?;
+            a.group
+                .merge_staged_commit(provider, *staged)
+                .map_err(mls_err)?;
+            let epoch = a.group.epoch().as_u64();
+            a.meta.last_commit_hash = Some(group::commit_hash(body));
+            a.meta.state = StoredState::Synced;
+            let eku = group::create_epoch_key_update(&mut a.group, provider, a.identity.signer())?;
+            let stuck = claim_send_epoch(a, provider, epoch)?;
+            Ok((eku, epoch, secrets, a.meta.suite, stuck))
+        })?;
+        let (send, receive) = split(secrets, self.side);
+        let mut events = vec![Event::Send(HandshakeMessage::new(
+            HandshakeType::EpochKeyUpdate,
+            eku,
+        ))];
+        self.switch_sending(&mut events, epoch, suite, send, stuck);
+        events.push(Event::CandidateReceiveKeys(EpochSecret {
+            epoch,
+            suite,
+            secret: receive,
+        }));
+        events.push(Event::Established);
+        Ok(events)
+    }
+}
+
+/// How a ResumptionRequest was classified (SPEC 8).
+enum Outcome {
+    /// Rule 1: the commit we already merged; `resend` is our pending commit
+    /// to send again unchanged.
+    Retransmission { resend: Option<PendingCommit> },
+    /// Rules 2 and 3: the commit was applied; early data may follow.
+    Applied,
+}
+
+/// What a resuming initiator may do before the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resumption {
+    /// Whether early data may be sent now (a fresh commit whose epoch has
+    /// never had sending keys).
+    pub early_data: bool,
+}
+
+/// Loads a stored session into memory.
+pub(super) fn load_active(config: &ProfileConfig, id: &SessionId) -> Result<Active, Error> {
+    let (group, meta) = config
+        .store
+        .transaction(|conn| Ok((group::load_group(conn, id)?, store::load_meta(conn, id)?)))?;
+    let (Some(group), Some(meta)) = (group, meta) else {
+        return Err(Error::HandshakeFailure(format!("no stored session {id}")));
+    };
+    let identity = config
+        .identities
+        .iter()
+        .find(|i| i.suite() == meta.suite)
+        .cloned()
+        .ok_or_else(|| Error::HandshakeFailure(format!("no identity for {}", meta.suite)))?;
+    let crypto = Arc::new(group::backend(meta.suite)?);
+    let peer = PeerIdentity {
+        credential: meta.peer_credential.clone(),
+        name: Credential::tls_deserialize_exact(&meta.peer_credential)
+            .map(|c| c.serialized_content().to_vec())
+            .unwrap_or_default(),
+        signature_key: meta.peer_signature_key.clone(),
+    };
+    Ok(Active {
+        identity,
+        crypto,
+        group,
+        meta,
+        peer,
+        provisional: None,
+    })
+}
