@@ -176,3 +176,115 @@ fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
+
+/// Per-operation timings of the profile engine, both sides in one thread
+/// (so the time is the CPU of both parties together).
+#[derive(Debug, Clone, Copy)]
+pub struct ProfileBenchRow {
+    /// The suite measured.
+    pub suite: crate::profile::suite::CipherSuite,
+    /// Median full handshake: ClientHello, ServerHello, confirmation.
+    pub handshake: Duration,
+    /// Median update round: ConnectionUpdate and EpochKeyUpdate.
+    pub update: Duration,
+    /// Median resumption round: request, response, EpochKeyUpdate.
+    pub resumption: Duration,
+    /// Handshake bytes on the wire per full handshake (both directions).
+    pub handshake_bytes: usize,
+    /// Handshake bytes per update round.
+    pub update_bytes: usize,
+    /// Handshake bytes per resumption round.
+    pub resumption_bytes: usize,
+}
+
+/// Measures `iterations` handshakes, updates and resumptions of `suite`,
+/// with sessions in `store_path` files (durable, SPEC 10) or in memory.
+pub fn profile_bench(
+    suite: crate::profile::suite::CipherSuite,
+    iterations: usize,
+    store_dir: Option<&std::path::Path>,
+) -> Result<ProfileBenchRow, crate::Error> {
+    use crate::profile::auth::{AcceptAnyPeer, Identity};
+    use crate::profile::engine::{Engine, Event, ProfileConfig};
+    use crate::profile::message::HandshakeMessage;
+    use crate::profile::store::SessionStore;
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    fn sends(events: Vec<Event>, bytes: &mut usize) -> Vec<HandshakeMessage> {
+        let out: Vec<HandshakeMessage> = events
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Send(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        *bytes += out.iter().map(|m| m.body.len() + 4).sum::<usize>();
+        out
+    }
+    fn deliver(
+        msgs: Vec<HandshakeMessage>,
+        to: &mut Engine,
+        bytes: &mut usize,
+    ) -> Result<Vec<HandshakeMessage>, crate::Error> {
+        let mut out = Vec::new();
+        for m in msgs {
+            out.extend(sends(to.handle(m, SystemTime::now())?, bytes));
+        }
+        Ok(out)
+    }
+
+    let store = |name: &str| -> Result<Arc<SessionStore>, crate::Error> {
+        Ok(Arc::new(match store_dir {
+            Some(d) => SessionStore::open(d.join(name))?,
+            None => SessionStore::in_memory()?,
+        }))
+    };
+    let config = |name: &str| -> Result<ProfileConfig, crate::Error> {
+        Ok(ProfileConfig {
+            identities: vec![Arc::new(Identity::generate(name, suite)?)],
+            verifier: Arc::new(AcceptAnyPeer),
+            store: store(&format!("{name}.db"))?,
+        })
+    };
+    let (c, s) = (config("client")?, config("server")?);
+    let n = iterations.max(1);
+    let (mut hs, mut up, mut re) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut hs_bytes, mut up_bytes, mut re_bytes) = (0, 0, 0);
+    for _ in 0..n {
+        let start = Instant::now();
+        let (mut client, ev) = Engine::client(c.clone())?;
+        let mut server = Engine::server(s.clone());
+        let hello = deliver(sends(ev, &mut hs_bytes), &mut server, &mut hs_bytes)?;
+        deliver(hello, &mut client, &mut hs_bytes)?;
+        server.confirm(SystemTime::now())?;
+        hs.push(start.elapsed());
+
+        let start = Instant::now();
+        let update = sends(client.start_update(SystemTime::now())?, &mut up_bytes);
+        let confirm = deliver(update, &mut server, &mut up_bytes)?;
+        deliver(confirm, &mut client, &mut up_bytes)?;
+        up.push(start.elapsed());
+
+        let id = client
+            .session_id()
+            .cloned()
+            .ok_or(crate::Error::ApiMisuse("no session"))?;
+        let start = Instant::now();
+        let (mut client, ev, _) = Engine::resume(c.clone(), &id, SystemTime::now())?;
+        let mut server = Engine::server(s.clone());
+        let response = deliver(sends(ev, &mut re_bytes), &mut server, &mut re_bytes)?;
+        let confirm = deliver(response, &mut client, &mut re_bytes)?;
+        deliver(confirm, &mut server, &mut re_bytes)?;
+        re.push(start.elapsed());
+    }
+    Ok(ProfileBenchRow {
+        suite,
+        handshake: median(&mut hs),
+        update: median(&mut up),
+        resumption: median(&mut re),
+        handshake_bytes: hs_bytes / n,
+        update_bytes: up_bytes / n,
+        resumption_bytes: re_bytes / n,
+    })
+}

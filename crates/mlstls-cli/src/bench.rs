@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use mls_tls::bench_support::record_bench;
+use mls_tls::bench_support::{profile_bench, record_bench};
+use mls_tls::profile::suite::CipherSuite;
 use mls_tls::record::MAX_FRAGMENT_LEN;
 use mls_tls::schedule::AeadAlgorithm;
 
@@ -12,6 +13,23 @@ pub(crate) enum BenchCommand {
     /// Seal+open throughput of full records for each AEAD, next to the raw
     /// aws-lc-rs AEAD over the same buffer, measured alternately.
     Record(RecordArgs),
+    /// CPU time of the profile engine (both sides in one thread): full
+    /// handshake, update round and resumption round per suite.
+    Profile(ProfileArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProfileArgs {
+    /// Rounds of each operation; the median is reported.
+    #[arg(long, default_value_t = 50)]
+    iterations: usize,
+    /// Suites to measure (names or code points); default 0x0001 and 0x004F.
+    #[arg(long = "suite")]
+    suites: Vec<CipherSuite>,
+    /// Keep sessions in SQLite files (WAL, synchronous=FULL) in a temporary
+    /// directory instead of memory, to include durable writes.
+    #[arg(long)]
+    durable: bool,
 }
 
 #[derive(Debug, Args)]
@@ -30,6 +48,7 @@ pub(crate) struct RecordArgs {
 pub(crate) fn run(cmd: BenchCommand) -> Result<(), String> {
     match cmd {
         BenchCommand::Record(args) => record(args),
+        BenchCommand::Profile(args) => profile(args),
     }
 }
 
@@ -70,5 +89,55 @@ fn record(args: RecordArgs) -> Result<(), String> {
     println!(
         "ratio = record-layer throughput / raw AEAD throughput (target >= 0.9 for AES-128-GCM)"
     );
+    Ok(())
+}
+
+fn profile(args: ProfileArgs) -> Result<(), String> {
+    let suites = if args.suites.is_empty() {
+        vec![
+            CipherSuite::X25519Aes128GcmSha256Ed25519,
+            CipherSuite::DEFAULT,
+        ]
+    } else {
+        args.suites
+    };
+    let dir = std::env::temp_dir().join(format!("mlstls-bench-{}", std::process::id()));
+    if args.durable {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    println!(
+        "profile engine, both sides in one thread, median of {} rounds, sessions {}",
+        args.iterations,
+        if args.durable {
+            "in SQLite files (WAL, synchronous=FULL)"
+        } else {
+            "in memory"
+        }
+    );
+    println!(
+        "{:<44} {:>13} {:>11} {:>14} {:>9} {:>9} {:>9}",
+        "suite", "handshake ms", "update ms", "resumption ms", "hs B", "upd B", "res B"
+    );
+    for suite in suites {
+        let row = profile_bench(
+            suite,
+            args.iterations,
+            args.durable.then_some(dir.as_path()),
+        )
+        .map_err(|e| e.to_string())?;
+        println!(
+            "{:<44} {:>13.2} {:>11.2} {:>14.2} {:>9} {:>9} {:>9}",
+            suite.to_string(),
+            row.handshake.as_secs_f64() * 1e3,
+            row.update.as_secs_f64() * 1e3,
+            row.resumption.as_secs_f64() * 1e3,
+            row.handshake_bytes,
+            row.update_bytes,
+            row.resumption_bytes
+        );
+    }
+    if args.durable {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }

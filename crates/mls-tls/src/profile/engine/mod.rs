@@ -10,10 +10,10 @@ use openmls::prelude::*;
 use rusqlite::Connection;
 
 use crate::profile::auth::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
-use crate::profile::crypto::{run_migrations, CryptoBackend, MlsProvider};
+use crate::profile::crypto::{CryptoBackend, MlsProvider};
 use crate::profile::group::{self, mls_err};
 use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
-use crate::profile::persist::copy_private_db;
+use crate::profile::persist::{copy_private_db, private_db};
 
 mod resume;
 #[cfg(test)]
@@ -178,8 +178,7 @@ impl Engine {
             .cloned()
             .ok_or(Error::ApiMisuse("no identity configured"))?;
         let crypto = group::backend(identity.suite())?;
-        let mut db = Connection::open_in_memory().map_err(store::store_err)?;
-        run_migrations(&mut db).map_err(Error::Store)?;
+        let db = private_db()?;
         let key_package = {
             let provider = MlsProvider::new(&crypto, &db);
             KeyPackage::builder()
@@ -398,8 +397,7 @@ impl Engine {
             .verify(&peer, VerifyContext::KeyPackage)
             .map_err(Error::BadCertificate)?;
 
-        let mut db = Connection::open_in_memory().map_err(store::store_err)?;
-        run_migrations(&mut db).map_err(Error::Store)?;
+        let db = private_db()?;
         let (group, welcome) = {
             let provider = MlsProvider::new(&crypto, &db);
             let mut group = MlsGroup::new(

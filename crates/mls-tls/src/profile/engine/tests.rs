@@ -250,9 +250,7 @@ fn epoch_key_update_forged_without_new_keys_is_decrypt_error_and_kept() {
 fn key_package_without_components_is_handshake_failure() {
     let id = Identity::generate("client", suite()).unwrap();
     let crypto = group::backend(suite()).unwrap();
-    let db = rusqlite::Connection::open_in_memory().unwrap();
-    let mut db = db;
-    run_migrations(&mut db).unwrap();
+    let db = private_db().unwrap();
     let provider = MlsProvider::new(&crypto, &db);
     let kp = KeyPackage::builder()
         .leaf_node_capabilities(group::capabilities(suite()))
