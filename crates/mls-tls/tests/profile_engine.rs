@@ -144,45 +144,119 @@ fn resume_by_responder_swaps_current_roles() {
     assert_eq!(sim.client.engine.epoch(), Some(4));
 }
 
+/// The other side's early-data flag after a resumption by `by_client`.
+fn responder_early(sim: &Sim, by_client: bool) -> Option<bool> {
+    if by_client {
+        sim.server.early_allowed
+    } else {
+        sim.client.early_allowed
+    }
+}
+
 #[test]
 fn resume_with_undelivered_update_resends_pending_commit() {
-    let mut sim = Sim::new(classical());
-    sim.handshake();
-    sim.update(true);
-    // The ConnectionUpdate is lost: the pending commit goes again, no early data.
-    assert!(!sim.cut_and_resume(true));
-    sim.settle();
-    assert_eq!(sim.server.early_allowed, Some(true));
-    assert_eq!(sim.client.engine.epoch(), Some(3));
+    for by_client in [true, false] {
+        let mut sim = Sim::new(classical());
+        sim.handshake();
+        sim.update(by_client);
+        // The ConnectionUpdate is lost: the pending commit goes again,
+        // keeping its type, and carries no early data.
+        assert!(!sim.cut_and_resume(by_client));
+        sim.settle();
+        assert_eq!(responder_early(&sim, by_client), Some(true));
+        assert_eq!(sim.client.engine.epoch(), Some(3));
+    }
 }
 
 #[test]
 fn resume_after_lost_epoch_key_update_is_a_retransmission() {
-    let mut sim = Sim::new(classical());
-    sim.handshake();
-    sim.update(true);
-    // The server applies the update; its EpochKeyUpdate is lost.
-    assert!(sim.step(true).unwrap());
-    assert!(!sim.cut_and_resume(true));
-    sim.settle();
-    // Rule 1: the server recognised the commit it already applied.
-    assert_eq!(sim.server.early_allowed, Some(false));
-    assert_eq!(sim.client.engine.epoch(), Some(3));
+    for by_client in [true, false] {
+        let mut sim = Sim::new(classical());
+        sim.handshake();
+        sim.update(by_client);
+        // The peer applies the update; its EpochKeyUpdate is lost.
+        assert!(sim.step(by_client).unwrap());
+        assert!(!sim.cut_and_resume(by_client));
+        sim.settle();
+        // Rule 1: the peer recognised the commit it already applied.
+        assert_eq!(responder_early(&sim, by_client), Some(false));
+        assert_eq!(sim.client.engine.epoch(), Some(3));
+    }
 }
 
 #[test]
 fn resume_confirms_peers_unconfirmed_commit() {
+    for by_client in [true, false] {
+        let mut sim = Sim::new(classical());
+        sim.handshake();
+        sim.update(!by_client);
+        // The resumer applies the peer's update; the confirmation is lost.
+        assert!(sim.step(!by_client).unwrap());
+        assert!(sim.cut_and_resume(by_client));
+        sim.early_data(by_client);
+        // Rule 2: the request builds on the peer's pending commit.
+        sim.settle();
+        assert_eq!(responder_early(&sim, by_client), Some(true));
+        assert_eq!(sim.client.engine.epoch(), Some(4));
+    }
+}
+
+#[test]
+fn resume_retransmits_lost_resumption_request() {
+    for by_client in [true, false] {
+        let mut sim = Sim::new(classical());
+        sim.handshake();
+        assert!(sim.cut_and_resume(by_client));
+        // The request is lost; the next attempt resends the same commit
+        // (Figure 2, transition 6) and so carries no early data.
+        assert!(!sim.cut_and_resume(by_client));
+        sim.settle();
+        assert_eq!(sim.client.engine.epoch(), Some(3));
+    }
+}
+
+#[test]
+fn resume_after_lost_resumption_response_is_a_retransmission() {
+    for by_client in [true, false] {
+        let mut sim = Sim::new(classical());
+        sim.handshake();
+        assert!(sim.cut_and_resume(by_client));
+        // The peer applies the request; its response is lost.
+        assert!(sim.step(by_client).unwrap());
+        assert!(!sim.cut_and_resume(by_client));
+        sim.settle();
+        // Rule 1, and the peer sends its unconfirmed response commit again.
+        assert_eq!(responder_early(&sim, by_client), Some(false));
+        assert_eq!(sim.client.engine.epoch(), Some(3));
+    }
+}
+
+#[test]
+fn resumption_request_while_awaiting_response_initial_responder_yields() {
+    // The initial responder resumes; its request is lost; the initial
+    // initiator then resumes and the responder, Awaiting ResumptionResponse,
+    // drops its own commit and applies the initiator's (rule 3).
     let mut sim = Sim::new(classical());
     sim.handshake();
-    sim.update(false);
-    // The client applies the server's update; the confirmation is lost.
-    assert!(sim.step(false).unwrap());
+    assert!(sim.cut_and_resume(false));
     assert!(sim.cut_and_resume(true));
     sim.early_data(true);
-    // Rule 2: the request builds on the server's pending commit.
     sim.settle();
     assert_eq!(sim.server.early_allowed, Some(true));
-    assert_eq!(sim.client.engine.epoch(), Some(4));
+    assert_eq!(sim.client.engine.epoch(), Some(3));
+}
+
+#[test]
+fn resumption_request_while_awaiting_response_initial_initiator_refuses() {
+    let mut sim = Sim::new(classical());
+    sim.handshake();
+    assert!(sim.cut_and_resume(true));
+    assert!(sim.cut_and_resume(false));
+    let err = sim.run().unwrap_err();
+    assert_eq!(err, mls_tls::error::Error::ResumptionRefused);
+    // The initial initiator resumes again and the session continues.
+    assert!(!sim.cut_and_resume(true));
+    sim.settle();
 }
 
 #[test]
