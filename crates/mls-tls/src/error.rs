@@ -109,6 +109,8 @@ pub enum PeerMisbehaved {
     /// Application data where the protocol forbids it (e.g. before the
     /// EpochKeyUpdate of a retransmitted resumption: a replay).
     UnexpectedApplicationData,
+    /// More early data than the configured limit.
+    TooMuchEarlyData,
 }
 
 impl Error {
@@ -210,6 +212,7 @@ impl fmt::Display for PeerMisbehaved {
             Self::UnexpectedApplicationData => {
                 f.write_str("application data where the protocol allows none")
             }
+            Self::TooMuchEarlyData => f.write_str("more early data than the configured limit"),
         }
     }
 }

@@ -12,7 +12,9 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod alert;
+pub mod conn;
 pub mod error;
+pub mod keylog;
 pub mod profile;
 pub mod record;
 pub mod schedule;

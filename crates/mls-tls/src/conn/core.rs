@@ -1,0 +1,502 @@
+//! The sans-I/O connection core shared by both sides: joins the record
+//! layer and the profile engine and applies SPEC sections 6-9 on the wire.
+
+use std::io;
+use std::time::{Instant, SystemTime};
+
+use super::buffer::ByteQueue;
+use super::config::CommonConfig;
+use crate::alert::{Alert, AlertDescription, AlertLevel};
+use crate::error::{Error, PeerMisbehaved};
+use crate::profile::auth::PeerIdentity;
+use crate::profile::engine::{Engine, EpochSecret, Event, State};
+use crate::profile::message::{HandshakeJoiner, HandshakeMessage};
+use crate::profile::store::SessionId;
+use crate::profile::suite::CipherSuite;
+use crate::record::{write_plaintext, ContentType, Deframer, RecordOpener, RecordSealer};
+use crate::schedule::Side;
+
+/// What [`ConnectionCore::process_new_packets`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoState {
+    /// Bytes waiting to be written with `write_tls`.
+    pub tls_bytes_to_write: usize,
+    /// Plaintext bytes waiting to be read from `reader()`.
+    pub plaintext_bytes_to_read: usize,
+    /// Whether the peer sent `close_notify`.
+    pub peer_has_closed: bool,
+}
+
+/// Early data on this connection (SPEC 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EarlyData {
+    /// Not a resumption, or the window is over.
+    None,
+    /// Client: may send this many more early bytes; `accepted` once the
+    /// response arrived.
+    Sending { remaining: usize },
+    /// Client: the resumption response arrived, so the early data was
+    /// accepted.
+    Accepted,
+    /// Server: between the ResumptionRequest and its EpochKeyUpdate;
+    /// application data is early, allowed only for a fresh request.
+    Receiving { allowed: bool },
+}
+
+/// The state every MLS-TLS connection has, whatever its side. Reached
+/// through `ClientConnection` and `ServerConnection`.
+///
+/// Call order, as in rustls: feed received bytes with
+/// [`read_tls`](Self::read_tls), then call
+/// [`process_new_packets`](Self::process_new_packets); read plaintext from
+/// [`reader`](Self::reader), write plaintext to [`writer`](Self::writer);
+/// whenever [`wants_write`](Self::wants_write), move bytes out with
+/// [`write_tls`](Self::write_tls).
+pub struct ConnectionCore {
+    pub(crate) common: CommonConfig,
+    pub(crate) engine: Engine,
+    deframer: Deframer,
+    opener: RecordOpener,
+    sealer: RecordSealer,
+    joiner: HandshakeJoiner,
+    sendable: Vec<u8>,
+    sendable_start: usize,
+    received: ByteQueue,
+    pub(crate) early_received: ByteQueue,
+    /// Application data accepted from the caller before it may be sent.
+    pending: Vec<u8>,
+    pub(crate) early: EarlyData,
+    handshaking: bool,
+    /// A new client sends one record right after joining (SPEC 6).
+    confirm_after_join: bool,
+    error: Option<Error>,
+    peer_closed: bool,
+    sent_close: bool,
+    last_update: Instant,
+    bytes_since_update: u64,
+}
+
+impl core::fmt::Debug for ConnectionCore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ConnectionCore")
+            .field("engine", &self.engine)
+            .field("handshaking", &self.handshaking)
+            .field("early", &self.early)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionCore {
+    pub(crate) fn new(common: CommonConfig, engine: Engine) -> Self {
+        let mut sealer = RecordSealer::new();
+        sealer.set_padding(common.padding);
+        let joiner = HandshakeJoiner::new(common.max_handshake_len);
+        Self {
+            common,
+            engine,
+            deframer: Deframer::new(),
+            opener: RecordOpener::new(),
+            sealer,
+            joiner,
+            sendable: Vec::new(),
+            sendable_start: 0,
+            received: ByteQueue::default(),
+            early_received: ByteQueue::default(),
+            pending: Vec::new(),
+            early: EarlyData::None,
+            handshaking: true,
+            confirm_after_join: false,
+            error: None,
+            peer_closed: false,
+            sent_close: false,
+            last_update: Instant::now(),
+            bytes_since_update: 0,
+        }
+    }
+
+    pub(crate) fn start(
+        &mut self,
+        events: Vec<Event>,
+        confirm_after_join: bool,
+    ) -> Result<(), Error> {
+        self.confirm_after_join = confirm_after_join;
+        self.apply(events)
+    }
+
+    /// Reads TLS bytes from `rd` once. Returns 0 at end of stream.
+    pub fn read_tls(&mut self, rd: &mut dyn io::Read) -> io::Result<usize> {
+        self.deframer.read_from(rd)
+    }
+
+    /// Processes every complete record received. On a fatal error the alert
+    /// for it is queued for `write_tls`, and the same error is returned from
+    /// now on.
+    pub fn process_new_packets(&mut self) -> Result<IoState, Error> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if let Err(e) = self.process_records() {
+            return Err(self.fail(e));
+        }
+        Ok(self.io_state())
+    }
+
+    fn io_state(&self) -> IoState {
+        IoState {
+            tls_bytes_to_write: self.sendable.len() - self.sendable_start,
+            plaintext_bytes_to_read: self.received.len(),
+            peer_has_closed: self.peer_closed,
+        }
+    }
+
+    /// Records the error, queues its alert, and returns it.
+    fn fail(&mut self, e: Error) -> Error {
+        if let Some(description) = e.alert() {
+            let level = if description == AlertDescription::CloseNotify {
+                AlertLevel::Warning
+            } else {
+                AlertLevel::Fatal
+            };
+            self.send_alert(Alert { level, description });
+        }
+        self.error = Some(e.clone());
+        e
+    }
+
+    fn send_alert(&mut self, alert: Alert) {
+        let bytes = alert.encode();
+        let r = if self.sealer.is_encrypting() {
+            self.sealer
+                .seal(ContentType::Alert, &bytes, &mut self.sendable)
+        } else {
+            write_plaintext(ContentType::Alert, &bytes, &mut self.sendable)
+        };
+        // If even the alert cannot be sealed (key used up), the peer sees
+        // the connection close without it.
+        let _ = r;
+    }
+
+    fn process_records(&mut self) -> Result<(), Error> {
+        let now = SystemTime::now();
+        loop {
+            let mut handshake = false;
+            let mut alert = None;
+            let mut data_len = None;
+            {
+                let Some(record) = self.deframer.next_record()? else {
+                    break;
+                };
+                let had_candidate = self.opener.has_candidate();
+                let msg = self.opener.open(record)?;
+                if had_candidate && !self.opener.has_candidate() {
+                    self.joiner.check_key_change()?;
+                }
+                match msg.typ {
+                    ContentType::Handshake => {
+                        self.joiner.push(msg.payload)?;
+                        handshake = true;
+                    }
+                    ContentType::Alert => alert = Some(Alert::decode(msg.payload)?),
+                    ContentType::ApplicationData => {
+                        if !msg.encrypted {
+                            return Err(PeerMisbehaved::PlaintextApplicationData.into());
+                        }
+                        let len = msg.payload.len();
+                        match self.early {
+                            EarlyData::Receiving { allowed: false } => {
+                                // A retransmitted request carries no early
+                                // data: this can only be a replay (SPEC 8).
+                                return Err(PeerMisbehaved::UnexpectedApplicationData.into());
+                            }
+                            EarlyData::Receiving { allowed: true } => {
+                                if self.early_received.len() + len > self.common.max_early_data {
+                                    return Err(PeerMisbehaved::TooMuchEarlyData.into());
+                                }
+                                self.early_received.extend(msg.payload);
+                            }
+                            _ => self.received.extend(msg.payload),
+                        }
+                        data_len = Some(len);
+                    }
+                }
+            }
+            if handshake {
+                while let Some(m) = self.joiner.next_message()? {
+                    let events = self.engine.handle(m, now)?;
+                    self.apply(events)?;
+                }
+            }
+            if let Some(alert) = alert {
+                if alert.is_close_notify() {
+                    self.peer_closed = true;
+                } else {
+                    return Err(Error::AlertReceived(alert.description));
+                }
+            }
+            if let Some(len) = data_len {
+                self.bytes_since_update += len as u64;
+                if self.engine.side() == Side::Server && !self.engine.is_established() {
+                    // The initiator's first ciphertext record confirms a
+                    // provisional session (SPEC 6).
+                    let events = self.engine.confirm(now)?;
+                    self.apply(events)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out the engine's events in order.
+    fn apply(&mut self, events: Vec<Event>) -> Result<(), Error> {
+        for event in events {
+            match event {
+                Event::Send(m) => self.send_handshake(&m)?,
+                Event::InstallSendKeys(s) => {
+                    self.log_secret(&s, self.engine.side());
+                    self.sealer.install(s.secret.derive_keys(s.suite.aead())?)?;
+                    self.last_update = Instant::now();
+                    self.bytes_since_update = 0;
+                }
+                Event::InstallReceiveKeys(s) => {
+                    self.log_secret(&s, self.engine.side().peer());
+                    self.joiner.check_key_change()?;
+                    self.opener.install(s.secret.derive_keys(s.suite.aead())?)?;
+                }
+                Event::CandidateReceiveKeys(s) => {
+                    self.log_secret(&s, self.engine.side().peer());
+                    self.opener
+                        .set_candidate(s.secret.derive_keys(s.suite.aead())?)?;
+                }
+                Event::Established => {
+                    self.handshaking = false;
+                    if let EarlyData::Sending { .. } = self.early {
+                        self.early = EarlyData::Accepted;
+                    }
+                    if std::mem::take(&mut self.confirm_after_join) {
+                        self.sealer
+                            .seal(ContentType::ApplicationData, &[], &mut self.sendable)?;
+                    }
+                }
+                Event::Resumed { early_data_allowed } => {
+                    self.early = EarlyData::Receiving {
+                        allowed: early_data_allowed,
+                    };
+                }
+            }
+        }
+        if matches!(self.early, EarlyData::Receiving { .. }) && self.engine.state() == State::Synced
+        {
+            // The EpochKeyUpdate arrived: the resumption is complete.
+            self.early = EarlyData::None;
+            self.handshaking = false;
+        }
+        self.flush_pending()
+    }
+
+    fn log_secret(&self, s: &EpochSecret, direction: Side) {
+        if let (Some(log), Some(id)) = (&self.common.key_log, self.engine.session_id()) {
+            let label = match direction {
+                Side::Client => "MLSTLS_CLIENT_TRAFFIC_SECRET",
+                Side::Server => "MLSTLS_SERVER_TRAFFIC_SECRET",
+            };
+            log.log(label, &id.0, s.epoch, s.secret.secret_bytes());
+        }
+    }
+
+    fn send_handshake(&mut self, m: &HandshakeMessage) -> Result<(), Error> {
+        let bytes = m.encode();
+        if self.sealer.is_encrypting() {
+            self.sealer
+                .seal(ContentType::Handshake, &bytes, &mut self.sendable)
+        } else {
+            write_plaintext(ContentType::Handshake, &bytes, &mut self.sendable)
+        }
+    }
+
+    /// Whether application data may be sealed now.
+    fn may_send_data(&self) -> bool {
+        if !self.sealer.is_encrypting() || !self.engine.may_send_application_data() {
+            return false;
+        }
+        match self.early {
+            EarlyData::Sending { remaining } => remaining > 0,
+            _ => true,
+        }
+    }
+
+    fn flush_pending(&mut self) -> Result<(), Error> {
+        if self.pending.is_empty() || !self.may_send_data() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let sent = self.send_data(&pending)?;
+        self.pending = pending[sent..].to_vec();
+        Ok(())
+    }
+
+    /// Seals as much of `data` as may be sent now; returns how much.
+    fn send_data(&mut self, data: &[u8]) -> Result<usize, Error> {
+        if !self.may_send_data() {
+            return Ok(0);
+        }
+        self.maybe_update()?;
+        let n = match &mut self.early {
+            EarlyData::Sending { remaining } => {
+                let n = data.len().min(*remaining);
+                *remaining -= n;
+                n
+            }
+            _ => data.len(),
+        };
+        self.sealer
+            .seal(ContentType::ApplicationData, &data[..n], &mut self.sendable)?;
+        self.bytes_since_update += n as u64;
+        Ok(n)
+    }
+
+    /// Starts a key update when the policy or the usage limit asks (SPEC 7).
+    fn maybe_update(&mut self) -> Result<(), Error> {
+        if self.handshaking || self.engine.state() != State::Synced || !self.engine.is_established()
+        {
+            return Ok(());
+        }
+        let policy = self.common.update_policy;
+        let due = self.sealer.wants_update()
+            || policy
+                .interval
+                .is_some_and(|i| self.last_update.elapsed() >= i)
+            || policy.bytes.is_some_and(|b| self.bytes_since_update >= b);
+        if due {
+            let events = self.engine.start_update(SystemTime::now())?;
+            // Until the update is confirmed the counters keep running; do
+            // not ask again for the same reason.
+            self.bytes_since_update = 0;
+            self.last_update = Instant::now();
+            self.apply(events)?;
+        }
+        Ok(())
+    }
+
+    /// Queues plaintext to send (used by the writer).
+    pub(crate) fn write_plaintext(&mut self, data: &[u8]) -> io::Result<usize> {
+        if let Some(e) = &self.error {
+            return Err(io::Error::other(e.clone()));
+        }
+        if self.sent_close {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "close_notify already sent",
+            ));
+        }
+        let sent = if self.pending.is_empty() {
+            match self.send_data(data) {
+                Ok(n) => n,
+                Err(e) => return Err(io::Error::other(self.fail(e))),
+            }
+        } else {
+            0
+        };
+        self.pending.extend_from_slice(&data[sent..]);
+        Ok(data.len())
+    }
+
+    /// Writes queued TLS bytes to `wr` once; returns how many were written.
+    pub fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize> {
+        let n = wr.write(&self.sendable[self.sendable_start..])?;
+        self.sendable_start += n;
+        if self.sendable_start == self.sendable.len() {
+            self.sendable.clear();
+            self.sendable_start = 0;
+        }
+        Ok(n)
+    }
+
+    /// Whether TLS bytes wait to be written.
+    pub fn wants_write(&self) -> bool {
+        self.sendable_start < self.sendable.len()
+    }
+
+    /// Whether more TLS bytes should be read (not after a fatal error or the
+    /// peer's `close_notify`).
+    pub fn wants_read(&self) -> bool {
+        self.error.is_none() && !self.peer_closed
+    }
+
+    /// Whether the handshake (or resumption) is still in progress. A
+    /// provisional server session stays handshaking until confirmed.
+    pub fn is_handshaking(&self) -> bool {
+        self.handshaking || !self.engine.is_established()
+    }
+
+    /// Queued plaintext, for the reader.
+    pub(crate) fn received(&mut self) -> &mut ByteQueue {
+        &mut self.received
+    }
+
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    pub(crate) fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// Sends `close_notify`: this side will send nothing more. Queued
+    /// plaintext that could not be sent yet is dropped.
+    pub fn send_close_notify(&mut self) {
+        if !self.sent_close {
+            self.sent_close = true;
+            self.pending.clear();
+            self.send_alert(Alert::CLOSE_NOTIFY);
+        }
+    }
+
+    /// Ends the session for good: sends `close_notify` and deletes the
+    /// stored session (SPEC 9).
+    pub fn terminate(&mut self) -> Result<(), Error> {
+        self.send_close_notify();
+        if let Some(id) = self.engine.session_id() {
+            self.common.profile.store.delete(id)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a key update now (SPEC 7). Refused while one is pending or the
+    /// handshake is not complete.
+    pub fn request_key_update(&mut self) -> Result<(), Error> {
+        if self.handshaking || self.engine.state() != State::Synced {
+            return Err(Error::ApiMisuse(
+                "a key update needs an established, Synced connection",
+            ));
+        }
+        let events = self.engine.start_update(SystemTime::now())?;
+        self.apply(events)
+    }
+
+    /// The current MLS epoch.
+    pub fn epoch(&self) -> Option<u64> {
+        self.engine.epoch()
+    }
+
+    /// The session id (MLS group id).
+    pub fn session_id(&self) -> Option<&SessionId> {
+        self.engine.session_id()
+    }
+
+    /// The peer's identity (only claimed while a new server session is
+    /// provisional).
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        self.engine.peer_identity()
+    }
+
+    /// The negotiated ciphersuite.
+    pub fn suite(&self) -> Option<CipherSuite> {
+        self.engine.suite()
+    }
+
+    /// The profile state.
+    pub fn profile_state(&self) -> State {
+        self.engine.state()
+    }
+}
