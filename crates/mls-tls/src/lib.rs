@@ -18,6 +18,7 @@ pub mod keylog;
 pub mod profile;
 pub mod record;
 pub mod schedule;
+pub mod stream;
 
 #[doc(hidden)]
 pub mod bench_support;

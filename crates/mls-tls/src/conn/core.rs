@@ -429,6 +429,11 @@ impl ConnectionCore {
         self.handshaking || !self.engine.is_established()
     }
 
+    /// Whether data written now goes out as early data on a resumption.
+    pub fn is_early_data_window(&self) -> bool {
+        matches!(self.early, EarlyData::Sending { remaining } if remaining > 0)
+    }
+
     /// Queued plaintext, for the reader.
     pub(crate) fn received(&mut self) -> &mut ByteQueue {
         &mut self.received

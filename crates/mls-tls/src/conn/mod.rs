@@ -141,7 +141,7 @@ impl ClientConnection {
     /// Whether data written now goes out as early data (a resumption with a
     /// fresh commit, budget left, response not yet received).
     pub fn is_sending_early_data(&self) -> bool {
-        matches!(self.core.early, EarlyData::Sending { remaining } if remaining > 0)
+        self.core.is_early_data_window()
     }
 
     /// Whether early data was sent and then accepted: the resumption

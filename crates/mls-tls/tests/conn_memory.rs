@@ -1,0 +1,383 @@
+//! Connections driven in memory (no sockets): bytes are moved, captured,
+//! replayed and tampered with between the two sides.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
+use mls_tls::alert::AlertDescription;
+use mls_tls::conn::{
+    ClientConfig, ClientConnection, ConnectionCore, ServerConfig, ServerConnection, UpdatePolicy,
+};
+use mls_tls::error::Error;
+use mls_tls::keylog::KeyLog;
+use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
+use mls_tls::profile::store::SessionStore;
+use mls_tls::profile::suite::CipherSuite;
+use mls_tls::record::{ContentType, Deframer, RecordOpener};
+use mls_tls::schedule::{HashAlgorithm, TrafficSecret};
+
+const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+
+fn configs(suite: CipherSuite) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
+    let c = ClientConfig::new(
+        Identity::generate("client", suite).unwrap(),
+        Arc::new(AcceptAnyPeer),
+        Arc::new(SessionStore::in_memory().unwrap()),
+    );
+    let s = ServerConfig::new(
+        Identity::generate("server", suite).unwrap(),
+        Arc::new(AcceptAnyPeer),
+        Arc::new(SessionStore::in_memory().unwrap()),
+    );
+    (Arc::new(c), Arc::new(s))
+}
+
+/// Everything `from` has to send.
+fn take(from: &mut ConnectionCore) -> Vec<u8> {
+    let mut out = Vec::new();
+    while from.wants_write() {
+        from.write_tls(&mut out).unwrap();
+    }
+    out
+}
+
+/// Feeds `bytes` to `to`, processing as it goes.
+fn feed(to: &mut ConnectionCore, bytes: &[u8]) -> Result<(), Error> {
+    let mut rd = bytes;
+    while !rd.is_empty() {
+        to.read_tls(&mut rd).unwrap();
+        to.process_new_packets()?;
+    }
+    Ok(())
+}
+
+/// Moves bytes both ways until both sides are quiet.
+fn pump(c: &mut ConnectionCore, s: &mut ConnectionCore) -> Result<(), Error> {
+    for _ in 0..20 {
+        let to_s = take(c);
+        feed(s, &to_s)?;
+        let to_c = take(s);
+        feed(c, &to_c)?;
+        if to_s.is_empty() && to_c.is_empty() {
+            return Ok(());
+        }
+    }
+    panic!("connections never went quiet");
+}
+
+fn read_all(conn: &mut ConnectionCore) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.reader().read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    out
+}
+
+fn connected(
+    suite: CipherSuite,
+) -> (
+    ClientConnection,
+    ServerConnection,
+    Arc<ClientConfig>,
+    Arc<ServerConfig>,
+) {
+    let (cc, sc) = configs(suite);
+    let mut c = ClientConnection::new(cc.clone()).unwrap();
+    let mut s = ServerConnection::new(sc.clone());
+    pump(&mut c, &mut s).unwrap();
+    assert!(!c.is_handshaking() && !s.is_handshaking());
+    (c, s, cc, sc)
+}
+
+#[test]
+fn handshake_and_data_both_ways_every_suite() {
+    for suite in CipherSuite::ALL {
+        let (mut c, mut s, _, _) = connected(suite);
+        c.writer().write_all(b"from client").unwrap();
+        s.writer().write_all(b"from server").unwrap();
+        pump(&mut c, &mut s).unwrap();
+        assert_eq!(read_all(&mut s), b"from client", "{suite}");
+        assert_eq!(read_all(&mut c), b"from server", "{suite}");
+        assert_eq!(c.epoch(), s.epoch());
+        assert_eq!(c.session_id(), s.session_id());
+    }
+}
+
+#[test]
+fn server_can_send_before_confirmation_and_client_data_queued_before_keys() {
+    let (cc, sc) = configs(SUITE);
+    let mut c = ClientConnection::new(cc).unwrap();
+    c.writer().write_all(b"queued early by the app").unwrap();
+    let mut s = ServerConnection::new(sc);
+    feed(&mut s, &take(&mut c)).unwrap();
+    // 0.5-RTT: the server writes right after its ServerHello.
+    assert!(s.is_handshaking());
+    s.writer().write_all(b"half rtt").unwrap();
+    feed(&mut c, &take(&mut s)).unwrap();
+    assert_eq!(read_all(&mut c), b"half rtt");
+    feed(&mut s, &take(&mut c)).unwrap();
+    assert!(!s.is_handshaking());
+    assert_eq!(read_all(&mut s), b"queued early by the app");
+}
+
+#[test]
+fn key_updates_by_policy_and_request_with_collisions() {
+    let (cc, sc) = configs(SUITE);
+    let small = UpdatePolicy {
+        interval: None,
+        bytes: Some(64 * 1024),
+        ..UpdatePolicy::default()
+    };
+    let cc = Arc::new((*cc).clone().update_policy(small));
+    let sc = Arc::new((*sc).clone().update_policy(small));
+    let mut c = ClientConnection::new(cc).unwrap();
+    let mut s = ServerConnection::new(sc);
+    pump(&mut c, &mut s).unwrap();
+    let start = c.epoch().unwrap();
+    let chunk = vec![7u8; 40 * 1024];
+    let (mut got_c, mut got_s) = (0, 0);
+    for i in 0..40 {
+        c.writer().write_all(&chunk).unwrap();
+        s.writer().write_all(&chunk).unwrap();
+        if i % 10 == 5 {
+            // Both ask at once: a collision.
+            let _ = c.request_key_update();
+            let _ = s.request_key_update();
+        }
+        pump(&mut c, &mut s).unwrap();
+        got_s += read_all(&mut s).len();
+        got_c += read_all(&mut c).len();
+    }
+    assert_eq!((got_c, got_s), (40 * chunk.len(), 40 * chunk.len()));
+    assert_eq!(c.epoch(), s.epoch());
+    assert!(
+        c.epoch().unwrap() >= start + 20,
+        "epochs {start} -> {:?}",
+        c.epoch()
+    );
+}
+
+#[test]
+fn resumption_delivers_early_data_marked_early() {
+    let (c, mut s, cc, sc) = connected(SUITE);
+    let id = c.session_id().unwrap().clone();
+    let epoch = c.epoch().unwrap();
+    drop((c, s));
+    let mut c = ClientConnection::resume(cc, &id).unwrap();
+    assert!(c.is_sending_early_data());
+    c.writer().write_all(b"early bytes").unwrap();
+    s = ServerConnection::new(sc);
+    feed(&mut s, &take(&mut c)).unwrap();
+    let mut early = Vec::new();
+    s.early_data()
+        .expect("early data")
+        .read_to_end(&mut early)
+        .unwrap();
+    assert_eq!(early, b"early bytes");
+    pump(&mut c, &mut s).unwrap();
+    assert!(c.is_early_data_accepted());
+    assert!(!c.is_handshaking() && !s.is_handshaking());
+    c.writer().write_all(b"after").unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!(read_all(&mut s), b"after");
+    assert_eq!(c.epoch(), s.epoch());
+    assert!(c.epoch().unwrap() >= epoch + 2);
+}
+
+#[test]
+fn replayed_first_flight_gets_no_early_data_and_genuine_client_resumes() {
+    let (c, s, cc, sc) = connected(SUITE);
+    let id = c.session_id().unwrap().clone();
+    drop((c, s));
+    let mut c = ClientConnection::resume(cc.clone(), &id).unwrap();
+    c.writer().write_all(b"transfer 100 EUR").unwrap();
+    let first_flight = take(&mut c);
+    let mut s = ServerConnection::new(sc.clone());
+    feed(&mut s, &first_flight).unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert!(c.is_early_data_accepted());
+    // The recorded flight, replayed on a new connection.
+    let mut replay = ServerConnection::new(sc.clone());
+    let err = feed(&mut replay, &first_flight).unwrap_err();
+    assert_eq!(err.alert(), Some(AlertDescription::DecryptError));
+    assert!(replay.early_data().is_none());
+    // The alert goes out in plaintext (no keys on that connection).
+    assert_eq!(take(&mut replay), [21, 3, 3, 0, 2, 2, 51]);
+    assert_eq!(sc.store().list().unwrap().len(), 1);
+    // The genuine client still resumes.
+    drop((c, s));
+    let mut c = ClientConnection::resume(cc, &id).unwrap();
+    let mut s = ServerConnection::new(sc);
+    pump(&mut c, &mut s).unwrap();
+    assert!(!c.is_handshaking() && !s.is_handshaking());
+}
+
+#[test]
+fn replay_of_an_applied_request_with_lost_response_is_refused_data() {
+    let (c, s, cc, sc) = connected(SUITE);
+    let id = c.session_id().unwrap().clone();
+    drop((c, s));
+    let mut c = ClientConnection::resume(cc, &id).unwrap();
+    c.writer().write_all(b"transfer 100 EUR").unwrap();
+    let first_flight = take(&mut c);
+    // The server applies the request; its response never arrives.
+    let mut s = ServerConnection::new(sc.clone());
+    feed(&mut s, &first_flight).unwrap();
+    let _lost = take(&mut s);
+    // An attacker replays the flight: it matches the commit the server
+    // applied (rule 1), so the early data can only be a replay.
+    let mut replay = ServerConnection::new(sc.clone());
+    let err = feed(&mut replay, &first_flight).unwrap_err();
+    assert_eq!(err.alert(), Some(AlertDescription::UnexpectedMessage));
+    assert!(replay.early_data().is_none());
+    assert_eq!(sc.store().list().unwrap().len(), 1);
+}
+
+#[test]
+fn tampered_record_is_bad_record_mac_and_alert_reaches_peer() {
+    let (mut c, mut s, _, _) = connected(SUITE);
+    c.writer().write_all(b"payload").unwrap();
+    let mut wire = take(&mut c);
+    let last = wire.len() - 1;
+    wire[last] ^= 1;
+    let err = feed(&mut s, &wire).unwrap_err();
+    assert_eq!(err.alert(), Some(AlertDescription::BadRecordMac));
+    let alert = take(&mut s);
+    let err = feed(&mut c, &alert).unwrap_err();
+    assert_eq!(err, Error::AlertReceived(AlertDescription::BadRecordMac));
+}
+
+#[test]
+fn plaintext_record_after_keys_is_unexpected_message() {
+    let (mut c, mut s, _, _) = connected(SUITE);
+    let err = feed(&mut s, &[22, 3, 3, 0, 4, 3, 0, 0, 0]).unwrap_err();
+    assert_eq!(err.alert(), Some(AlertDescription::UnexpectedMessage));
+    let err = feed(&mut c, &take(&mut s)).unwrap_err();
+    assert_eq!(
+        err,
+        Error::AlertReceived(AlertDescription::UnexpectedMessage)
+    );
+}
+
+#[test]
+fn oversized_record_is_record_overflow() {
+    let (mut c, mut s, _, _) = connected(SUITE);
+    let mut huge = vec![23, 3, 3, 0x41, 0x01];
+    huge.resize(5 + 0x4101, 0);
+    let err = feed(&mut s, &huge).unwrap_err();
+    assert_eq!(err.alert(), Some(AlertDescription::RecordOverflow));
+    let err = feed(&mut c, &take(&mut s)).unwrap_err();
+    assert_eq!(err, Error::AlertReceived(AlertDescription::RecordOverflow));
+}
+
+#[test]
+fn resuming_an_unknown_session_is_handshake_failure() {
+    let (c, _s, cc, _) = connected(SUITE);
+    let id = c.session_id().unwrap().clone();
+    let (_, other_server) = configs(SUITE);
+    let mut c = ClientConnection::resume(cc, &id).unwrap();
+    let mut s = ServerConnection::new(other_server);
+    let err = feed(&mut s, &take(&mut c)).unwrap_err();
+    assert_eq!(err.alert(), Some(AlertDescription::HandshakeFailure));
+    let err = feed(&mut c, &take(&mut s)).unwrap_err();
+    assert_eq!(
+        err,
+        Error::AlertReceived(AlertDescription::HandshakeFailure)
+    );
+}
+
+#[test]
+fn close_notify_is_a_half_close() {
+    let (mut c, mut s, _, _) = connected(SUITE);
+    c.writer().write_all(b"last words").unwrap();
+    c.send_close_notify();
+    feed(&mut s, &take(&mut c)).unwrap();
+    assert_eq!(read_all(&mut s), b"last words");
+    assert_eq!(s.reader().read(&mut [0u8; 8]).unwrap(), 0);
+    // The other direction still works.
+    s.writer().write_all(b"reply").unwrap();
+    feed(&mut c, &take(&mut s)).unwrap();
+    assert_eq!(read_all(&mut c), b"reply");
+    assert!(c.writer().write_all(b"more").is_err());
+}
+
+#[test]
+fn terminate_deletes_the_session() {
+    let (mut c, _s, cc, _) = connected(SUITE);
+    assert_eq!(cc.store().list().unwrap().len(), 1);
+    c.terminate().unwrap();
+    assert!(cc.store().list().unwrap().is_empty());
+}
+
+#[derive(Debug, Default)]
+struct Collect(Mutex<Vec<(String, Vec<u8>, u64, Vec<u8>)>>);
+
+impl KeyLog for Collect {
+    fn log(&self, label: &str, group_id: &[u8], epoch: u64, secret: &[u8]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((label.into(), group_id.into(), epoch, secret.into()));
+    }
+}
+
+#[test]
+fn key_log_lets_a_third_party_decrypt_captured_records() {
+    let (cc, sc) = configs(SUITE);
+    let log = Arc::new(Collect::default());
+    let cc = Arc::new((*cc).clone().key_log(log.clone()));
+    let mut c = ClientConnection::new(cc).unwrap();
+    let mut s = ServerConnection::new(sc);
+    // Capture everything the client sends.
+    let mut capture = Vec::new();
+    for _ in 0..3 {
+        let out = take(&mut c);
+        capture.extend_from_slice(&out);
+        feed(&mut s, &out).unwrap();
+        feed(&mut c, &take(&mut s)).unwrap();
+    }
+    c.writer().write_all(b"secret message").unwrap();
+    let out = take(&mut c);
+    capture.extend_from_slice(&out);
+    feed(&mut s, &out).unwrap();
+    assert_eq!(read_all(&mut s), b"secret message");
+
+    let lines = log.0.lock().unwrap().clone();
+    assert!(lines.iter().any(|l| l.0 == "MLSTLS_SERVER_TRAFFIC_SECRET"));
+    let (_, gid, epoch, secret) = lines
+        .iter()
+        .find(|l| l.0 == "MLSTLS_CLIENT_TRAFFIC_SECRET")
+        .unwrap()
+        .clone();
+    assert_eq!(gid, c.session_id().unwrap().0);
+    assert_eq!(epoch, 1);
+
+    // A third party with only the logged secret and the record layer.
+    let keys = TrafficSecret::new(HashAlgorithm::Sha256, secret)
+        .unwrap()
+        .derive_keys(SUITE.aead())
+        .unwrap();
+    let mut keys = Some(keys);
+    let mut opener = RecordOpener::new();
+    let mut d = Deframer::new();
+    assert_eq!(d.push(&capture), capture.len());
+    let mut app = Vec::new();
+    while let Some(record) = d.next_record().unwrap() {
+        if record.outer_type() == 23 {
+            if let Some(k) = keys.take() {
+                opener.install(k).unwrap();
+            }
+        }
+        let msg = opener.open(record).unwrap();
+        if msg.typ == ContentType::ApplicationData {
+            app.extend_from_slice(msg.payload);
+        }
+    }
+    assert_eq!(app, b"secret message");
+}
