@@ -1,7 +1,8 @@
 //! Blocking I/O over any `Read + Write` (a `TcpStream`, a Unix socket):
 //! [`Stream`] borrows a connection and a socket, [`StreamOwned`] owns them.
 //! Like rustls's, these are half duplex: one thread reads and writes. For
-//! concurrent reading and writing use the tokio adapter.
+//! concurrent reading and writing use the tokio adapter. On a resumed
+//! server connection, reads return the early data first.
 
 use std::io::{self, Read, Write};
 
@@ -72,6 +73,12 @@ fn stream_read(
 ) -> io::Result<usize> {
     flush_tls(conn, sock)?;
     loop {
+        // Early data first: it was sent first, and it is replay-safe
+        // (SPEC 8). `ServerConnection::early_data` tells it apart.
+        let early = conn.early_received.read(buf);
+        if early > 0 {
+            return Ok(early);
+        }
         match conn.reader().read(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             r => return r,

@@ -315,8 +315,11 @@ fn terminate_deletes_the_session() {
     assert!(cc.store().list().unwrap().is_empty());
 }
 
+/// (label, group id, epoch, secret) of each logged line.
+type LogLine = (String, Vec<u8>, u64, Vec<u8>);
+
 #[derive(Debug, Default)]
-struct Collect(Mutex<Vec<(String, Vec<u8>, u64, Vec<u8>)>>);
+struct Collect(Mutex<Vec<LogLine>>);
 
 impl KeyLog for Collect {
     fn log(&self, label: &str, group_id: &[u8], epoch: u64, secret: &[u8]) {

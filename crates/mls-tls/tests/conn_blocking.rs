@@ -1,0 +1,172 @@
+//! Blocking connections over loopback TCP.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+
+use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
+use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
+use mls_tls::profile::store::SessionStore;
+use mls_tls::profile::suite::CipherSuite;
+use mls_tls::stream::StreamOwned;
+
+fn configs(suite: CipherSuite) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
+    let store = || Arc::new(SessionStore::in_memory().unwrap());
+    (
+        Arc::new(ClientConfig::new(
+            Identity::generate("client", suite).unwrap(),
+            Arc::new(AcceptAnyPeer),
+            store(),
+        )),
+        Arc::new(ServerConfig::new(
+            Identity::generate("server", suite).unwrap(),
+            Arc::new(AcceptAnyPeer),
+            store(),
+        )),
+    )
+}
+
+/// An echo server for `connections` connections, one after another.
+fn echo_server(config: Arc<ServerConfig>, connections: usize) -> (u16, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        for _ in 0..connections {
+            let (sock, _) = listener.accept().unwrap();
+            let mut stream = StreamOwned::new(ServerConnection::new(config.clone()), sock);
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if stream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = stream.close();
+        }
+    });
+    (port, handle)
+}
+
+#[test]
+fn handshake_and_echo_every_suite() {
+    for suite in CipherSuite::ALL {
+        let (cc, sc) = configs(suite);
+        let (port, server) = echo_server(sc, 1);
+        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut stream = StreamOwned::new(ClientConnection::new(cc).unwrap(), sock);
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        stream.write_all(&data).unwrap();
+        let mut back = vec![0u8; data.len()];
+        stream.read_exact(&mut back).unwrap();
+        assert_eq!(back, data, "{suite}");
+        assert_eq!(stream.conn.suite(), Some(suite));
+        stream.close().unwrap();
+        drop(stream);
+        server.join().unwrap();
+    }
+}
+
+#[test]
+fn cut_mid_transfer_then_resume_with_early_data() {
+    let (cc, sc) = configs(CipherSuite::DEFAULT);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pattern: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let total = pattern.len();
+    let server = thread::spawn(move || {
+        let mut received = Vec::new();
+        let mut early = Vec::new();
+        let mut epochs = Vec::new();
+        // Two connections: the one that is cut, and the resumed one.
+        for _ in 0..2 {
+            let (mut sock, _) = listener.accept().unwrap();
+            let mut conn = ServerConnection::new(sc.clone());
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match conn.read_tls(&mut sock) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if conn.process_new_packets().is_err() {
+                    break;
+                }
+                if let Some(mut e) = conn.early_data() {
+                    e.read_to_end(&mut early).unwrap();
+                }
+                while let Ok(n) = conn.reader().read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    received.extend_from_slice(&buf[..n]);
+                }
+                // Acknowledge how much arrived in total.
+                let _ = conn
+                    .writer()
+                    .write_all(&(received.len() + early.len()).to_be_bytes());
+                while conn.wants_write() {
+                    if conn.write_tls(&mut sock).is_err() {
+                        break;
+                    }
+                }
+                epochs.push(conn.epoch());
+            }
+        }
+        (early, received, epochs)
+    });
+
+    let half = total / 2;
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = StreamOwned::new(ClientConnection::new(cc.clone()).unwrap(), sock);
+    stream.write_all(&pattern[..half]).unwrap();
+    // Wait until the server acknowledged the first half, then cut.
+    let mut ack = [0u8; 8];
+    while usize::from_be_bytes(ack) < half {
+        stream.read_exact(&mut ack).unwrap();
+    }
+    let id = stream.conn.session_id().unwrap().clone();
+    let first_epoch = stream.conn.epoch().unwrap();
+    stream.sock.shutdown(Shutdown::Both).unwrap();
+    drop(stream);
+
+    let mut conn = ClientConnection::resume(cc, &id).unwrap();
+    assert!(conn.is_sending_early_data());
+    // The next 8 KiB go in the first flight as early data.
+    let early_len = 8 * 1024;
+    conn.writer()
+        .write_all(&pattern[half..half + early_len])
+        .unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = StreamOwned::new(conn, sock);
+    stream.flush().unwrap();
+    stream.write_all(&pattern[half + early_len..]).unwrap();
+    while usize::from_be_bytes(ack) < total {
+        stream.read_exact(&mut ack).unwrap();
+    }
+    assert!(stream.conn.is_early_data_accepted());
+    assert!(stream.conn.epoch().unwrap() > first_epoch);
+    stream.close().unwrap();
+    stream.sock.shutdown(Shutdown::Both).unwrap();
+    drop(stream);
+
+    let (early, received, _) = server.join().unwrap();
+    // At least what was written before connecting, at most the budget.
+    assert!(
+        early.len() >= early_len && early.len() <= 16 * 1024,
+        "{}",
+        early.len()
+    );
+    assert!(
+        early[..] == pattern[half..half + early.len()],
+        "early data marked early"
+    );
+    let mut all = received[..half].to_vec();
+    all.extend_from_slice(&early);
+    all.extend_from_slice(&received[half..]);
+    assert_eq!(all.len(), pattern.len());
+    assert!(all == pattern, "transfer intact");
+}
