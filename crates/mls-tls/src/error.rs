@@ -48,6 +48,10 @@ pub enum Error {
     /// initiator, is resuming the same session itself: the incoming
     /// connection is closed with `close_notify` (SPEC 8).
     ResumptionRefused,
+    /// Another connection resumed this session (or it was deleted) after
+    /// this connection loaded it; this older connection closes with
+    /// `close_notify` (SPEC 8).
+    Superseded,
 }
 
 /// Bytes from the peer that could not be decoded.
@@ -131,7 +135,7 @@ impl Error {
             Self::IllegalParameter(_) => A::IllegalParameter,
             Self::DecryptError(_) => A::DecryptError,
             Self::AlertReceived(_) | Self::ApiMisuse(_) => return None,
-            Self::ResumptionRefused => A::CloseNotify,
+            Self::ResumptionRefused | Self::Superseded => A::CloseNotify,
         })
     }
 }
@@ -158,6 +162,9 @@ impl fmt::Display for Error {
             Self::Store(why) => write!(f, "session store failure: {why}"),
             Self::ResumptionRefused => {
                 f.write_str("resumption refused: this side is resuming the session itself")
+            }
+            Self::Superseded => {
+                f.write_str("the session was resumed on another connection; this one is closed")
             }
         }
     }

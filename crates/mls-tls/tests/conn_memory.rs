@@ -384,3 +384,28 @@ fn key_log_lets_a_third_party_decrypt_captured_records() {
     }
     assert_eq!(app, b"secret message");
 }
+
+#[test]
+fn older_connection_is_superseded_by_a_resumption() {
+    let (mut c1, mut s1, cc, sc) = connected(SUITE);
+    let id = c1.session_id().unwrap().clone();
+    // The session is resumed on a second connection while the first lives.
+    let mut c2 = ClientConnection::resume(cc.clone(), &id).unwrap();
+    let mut s2 = ServerConnection::new(sc.clone());
+    pump(&mut c2, &mut s2).unwrap();
+    assert!(!c2.is_handshaking());
+    // The first connection's engines are stale: any transition closes them.
+    assert_eq!(c1.request_key_update().unwrap_err(), Error::Superseded);
+    assert_eq!(s1.request_key_update().unwrap_err(), Error::Superseded);
+    // For good: the stale connection never touches the session again.
+    assert!(c1.request_key_update().is_err());
+    assert!(c1.writer().write_all(b"x").is_err());
+    // The session and the new connection are unharmed.
+    c2.request_key_update().unwrap();
+    pump(&mut c2, &mut s2).unwrap();
+    c2.writer().write_all(b"still fine").unwrap();
+    pump(&mut c2, &mut s2).unwrap();
+    assert_eq!(read_all(&mut s2), b"still fine");
+    assert_eq!(cc.store().list().unwrap().len(), 1);
+    assert_eq!(sc.store().list().unwrap().len(), 1);
+}

@@ -475,8 +475,11 @@ impl ConnectionCore {
                 "a key update needs an established, Synced connection",
             ));
         }
-        let events = self.engine.start_update(SystemTime::now())?;
-        self.apply(events)
+        let result = self
+            .engine
+            .start_update(SystemTime::now())
+            .and_then(|events| self.apply(events));
+        result.map_err(|e| self.fail(e))
     }
 
     /// The current MLS epoch.

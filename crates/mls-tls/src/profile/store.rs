@@ -25,7 +25,8 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS mlstls_sessions (
     peer_credential BLOB NOT NULL,
     peer_signature_key BLOB NOT NULL,
     created INTEGER NOT NULL,
-    last_used INTEGER NOT NULL
+    last_used INTEGER NOT NULL,
+    version INTEGER NOT NULL
 )";
 
 /// Identifies a stored session: the MLS group id.
@@ -109,6 +110,9 @@ pub struct SessionMeta {
     pub created: u64,
     /// When the session last completed a transition.
     pub last_used: u64,
+    /// Incremented by every stored transition: a connection whose copy is
+    /// older than the store's has been superseded by another connection.
+    pub version: u64,
 }
 
 /// What [`SessionStore::list`] reports per session.
@@ -280,7 +284,7 @@ pub(crate) fn delete_in(conn: &Connection, id: &SessionId) -> Result<bool, Error
 pub(crate) fn load_meta(conn: &Connection, id: &SessionId) -> Result<Option<SessionMeta>, Error> {
     conn.query_row(
         "SELECT suite, initial_role, state, pending_commit, pending_type, last_commit_hash,
-                last_send_epoch, peer_credential, peer_signature_key, created, last_used
+                last_send_epoch, peer_credential, peer_signature_key, created, last_used, version
          FROM mlstls_sessions WHERE group_id = ?1",
         [&id.0],
         |r| {
@@ -296,13 +300,14 @@ pub(crate) fn load_meta(conn: &Connection, id: &SessionId) -> Result<Option<Sess
                 r.get::<_, Vec<u8>>(8)?,
                 r.get::<_, i64>(9)?,
                 r.get::<_, i64>(10)?,
+                r.get::<_, i64>(11)?,
             ))
         },
     )
     .optional()
     .map_err(store_err)?
     .map(
-        |(suite, role, state, pc, pt, hash, lse, cred, key, created, used)| {
+        |(suite, role, state, pc, pt, hash, lse, cred, key, created, used, version)| {
             let pending = match (pc, pt) {
                 (Some(message), Some(t)) => Some(PendingCommit {
                     message,
@@ -336,6 +341,7 @@ pub(crate) fn load_meta(conn: &Connection, id: &SessionId) -> Result<Option<Sess
                 peer_signature_key: key,
                 created: created as u64,
                 last_used: used as u64,
+                version: version as u64,
             })
         },
     )
@@ -352,8 +358,8 @@ pub(crate) fn save_meta(conn: &Connection, m: &SessionMeta) -> Result<(), Error>
     conn.execute(
         "INSERT OR REPLACE INTO mlstls_sessions (group_id, suite, initial_role, state,
             pending_commit, pending_type, last_commit_hash, last_send_epoch, peer_credential,
-            peer_signature_key, created, last_used)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            peer_signature_key, created, last_used, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             m.id.0,
             m.suite.code_point(),
@@ -367,10 +373,23 @@ pub(crate) fn save_meta(conn: &Connection, m: &SessionMeta) -> Result<(), Error>
             m.peer_signature_key,
             m.created as i64,
             m.last_used as i64,
+            m.version as i64,
         ],
     )
     .map_err(store_err)?;
     Ok(())
+}
+
+/// The stored version of a session, if it exists.
+pub(crate) fn stored_version(conn: &Connection, id: &SessionId) -> Result<Option<u64>, Error> {
+    conn.query_row(
+        "SELECT version FROM mlstls_sessions WHERE group_id = ?1",
+        [&id.0],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .map(|v| v.map(|v| v as u64))
+    .map_err(store_err)
 }
 
 /// Whether a session row exists for `id`.

@@ -427,6 +427,7 @@ impl Engine {
             peer_signature_key: peer.signature_key.clone(),
             created: 0,
             last_used: 0,
+            version: 0,
         };
         self.active = Some(Active {
             identity,
@@ -506,6 +507,7 @@ impl Engine {
             peer_signature_key: peer.signature_key.clone(),
             created: store::secs(now),
             last_used: store::secs(now),
+            version: 0,
         };
         self.config.store.transaction(|conn| {
             if store::exists(conn, &meta.id)? {
@@ -682,10 +684,16 @@ impl Engine {
         }
         let mut failure = None;
         let result = store.transaction(|conn| {
+            if store::stored_version(conn, &active.meta.id)? != Some(active.meta.version) {
+                // Another connection resumed (or ended) this session since
+                // this one loaded it (SPEC 8: the older connection closes).
+                return Err(Error::Superseded);
+            }
             let provider = MlsProvider::new(&crypto, conn);
             match f(active, &provider) {
                 Ok(r) => {
                     active.meta.last_used = store::secs(now);
+                    active.meta.version += 1;
                     store::save_meta(conn, &active.meta)?;
                     Ok(r)
                 }
@@ -696,7 +704,12 @@ impl Engine {
                 }
             }
         });
-        if result.is_err() {
+        if let Err(Error::Superseded) = result {
+            // Another connection owns the session now: this engine must
+            // never touch it again, not even by reloading it.
+            self.active = None;
+            self.state = State::Closed;
+        } else if result.is_err() {
             let id = active.meta.id.clone();
             let delete = failure.as_ref().is_some_and(|f| f.delete);
             let reload = store.transaction(|conn| {
