@@ -394,9 +394,12 @@ fn older_connection_is_superseded_by_a_resumption() {
     let mut s2 = ServerConnection::new(sc.clone());
     pump(&mut c2, &mut s2).unwrap();
     assert!(!c2.is_handshaking());
-    // The first connection's engines are stale: any transition closes them.
-    assert_eq!(c1.request_key_update().unwrap_err(), Error::Superseded);
-    assert_eq!(s1.request_key_update().unwrap_err(), Error::Superseded);
+    // The first connection is closed on its data path too (close_notify).
+    assert!(c1.writer().write_all(b"late").is_err());
+    assert_eq!(s1.process_new_packets().unwrap_err(), Error::Superseded);
+    assert!(!take(&mut s1).is_empty(), "close_notify queued");
+    // And a stale engine's transition fails too.
+    assert!(s1.request_key_update().is_err());
     // For good: the stale connection never touches the session again.
     assert!(c1.request_key_update().is_err());
     assert!(c1.writer().write_all(b"x").is_err());

@@ -136,6 +136,9 @@ impl ConnectionCore {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
+        if self.engine.is_superseded() {
+            return Err(self.fail(Error::Superseded));
+        }
         if let Err(e) = self.process_records() {
             return Err(self.fail(e));
         }
@@ -388,6 +391,9 @@ impl ConnectionCore {
                 io::ErrorKind::BrokenPipe,
                 "close_notify already sent",
             ));
+        }
+        if self.engine.is_superseded() {
+            return Err(io::Error::other(self.fail(Error::Superseded)));
         }
         let sent = if self.pending.is_empty() {
             match self.send_data(data) {

@@ -2,8 +2,10 @@
 //! SQLite storage, plus one row of profile state per session, both written in
 //! one SQLite transaction per protocol transition.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -142,6 +144,23 @@ pub struct SessionInfo {
 /// ```
 pub struct SessionStore {
     conn: Mutex<Connection>,
+    /// Which connection (by claim number) currently owns each session in
+    /// this process, so older connections notice on their data path.
+    leases: Mutex<HashMap<SessionId, Arc<AtomicU64>>>,
+}
+
+/// A connection's claim on a session; superseded when a newer connection
+/// of this process claims the same session.
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    current: Arc<AtomicU64>,
+    mine: u64,
+}
+
+impl Lease {
+    pub(crate) fn is_current(&self) -> bool {
+        self.current.load(Ordering::Acquire) == self.mine
+    }
 }
 
 impl core::fmt::Debug for SessionStore {
@@ -180,6 +199,7 @@ impl SessionStore {
         conn.execute_batch(SCHEMA).map_err(store_err)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            leases: Mutex::new(HashMap::new()),
         })
     }
 
@@ -203,6 +223,14 @@ impl SessionStore {
                 Err(e)
             }
         }
+    }
+
+    /// Claims `id` for a connection, superseding any earlier claim.
+    pub(crate) fn claim(&self, id: &SessionId) -> Lease {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let current = leases.entry(id.clone()).or_default().clone();
+        let mine = current.fetch_add(1, Ordering::AcqRel) + 1;
+        Lease { current, mine }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {

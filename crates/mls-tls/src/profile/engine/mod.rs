@@ -21,7 +21,7 @@ mod tests;
 
 use crate::error::{Error, PeerMisbehaved};
 use crate::profile::store::{
-    self, InitialRole, PendingCommit, SessionId, SessionMeta, SessionStore, StoredState,
+    self, InitialRole, Lease, PendingCommit, SessionId, SessionMeta, SessionStore, StoredState,
 };
 use crate::profile::suite::CipherSuite;
 use crate::schedule::{Side, TrafficSecret, TrafficSecrets};
@@ -156,6 +156,8 @@ pub struct Engine {
     active: Option<Active>,
     /// A stuck direction waits for its ConnectionUpdate (SPEC 8).
     send_blocked: bool,
+    /// This connection's claim on its session.
+    lease: Option<Lease>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -206,6 +208,7 @@ impl Engine {
             }),
             active: None,
             send_blocked: false,
+            lease: None,
         };
         let hello = HandshakeMessage::new(HandshakeType::ClientHello, body);
         Ok((engine, vec![Event::Send(hello)]))
@@ -220,6 +223,7 @@ impl Engine {
             hello: None,
             active: None,
             send_blocked: false,
+            lease: None,
         }
     }
 
@@ -247,6 +251,19 @@ impl Engine {
     /// it is only claimed (SPEC 6).
     pub fn peer_identity(&self) -> Option<&PeerIdentity> {
         self.active.as_ref().map(|a| &a.peer)
+    }
+
+    /// Whether another connection of this process has since resumed this
+    /// connection's session (SPEC 8: the older connection is closed).
+    pub fn is_superseded(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| !l.is_current())
+    }
+
+    /// Claims the session for this connection.
+    pub(super) fn claim(&mut self) {
+        if let Some(id) = self.session_id() {
+            self.lease = Some(self.config.store.claim(id));
+        }
     }
 
     /// Whether the session is established and stored (not provisional).
@@ -331,6 +348,7 @@ impl Engine {
             copy_private_db(&db, conn)?;
             store::save_meta(conn, meta)
         })?;
+        self.claim();
         Ok(vec![Event::Established])
     }
 
@@ -527,6 +545,7 @@ impl Engine {
             provisional: None,
         });
         self.state = State::Synced;
+        self.claim();
         let mut events = install_both(epoch, suite, secrets, self.side);
         events.push(Event::Established);
         Ok(events)

@@ -35,7 +35,9 @@ impl Engine {
             hello: None,
             active: Some(active),
             send_blocked: false,
+            lease: None,
         };
+        engine.claim();
         let (message, epoch, early_data, secrets, suite) =
             engine.transition(now, |a, provider| {
                 let fresh = a.meta.pending.is_none();
@@ -200,6 +202,7 @@ impl Engine {
             Ok((outcome, c2, (epoch, encrypt, secrets), a.meta.suite))
         })?;
         self.state = State::AwaitingEpochKeyUpdate;
+        self.claim();
         let (epoch, encrypt, secrets) = response_epoch;
         let (send, receive) = split(secrets, Side::Server);
         let mut events = Vec::new();
