@@ -13,9 +13,28 @@ pub(crate) enum BenchCommand {
     /// Seal+open throughput of full records for each AEAD, next to the raw
     /// aws-lc-rs AEAD over the same buffer, measured alternately.
     Record(RecordArgs),
+    /// Loopback TCP: bulk throughput and time to the first response byte
+    /// for a new handshake and for a resumption with early data.
+    Conn(ConnArgs),
     /// CPU time of the profile engine (both sides in one thread): full
     /// handshake, update round and resumption round per suite.
     Profile(ProfileArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConnArgs {
+    /// MiB to transfer for the throughput figure.
+    #[arg(long, default_value_t = 1024)]
+    mib: usize,
+    /// Rounds of the first-byte measurements; the median is reported.
+    #[arg(long, default_value_t = 30)]
+    rounds: usize,
+    /// Suites to measure; default 0x0001 and 0x004F.
+    #[arg(long = "suite")]
+    suites: Vec<CipherSuite>,
+    /// Keep sessions in SQLite files (WAL, synchronous=FULL).
+    #[arg(long)]
+    durable: bool,
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +68,7 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<(), String> {
     match cmd {
         BenchCommand::Record(args) => record(args),
         BenchCommand::Profile(args) => profile(args),
+        BenchCommand::Conn(args) => crate::bench_conn::run(args.mib, args.rounds, args.suites, args.durable),
     }
 }
 

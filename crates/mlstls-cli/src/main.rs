@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_conn;
 
 /// MLS-TLS secure channels from the command line.
 #[derive(Debug, Parser)]
