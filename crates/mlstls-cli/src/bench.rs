@@ -68,7 +68,9 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<(), String> {
     match cmd {
         BenchCommand::Record(args) => record(args),
         BenchCommand::Profile(args) => profile(args),
-        BenchCommand::Conn(args) => crate::bench_conn::run(args.mib, args.rounds, args.suites, args.durable),
+        BenchCommand::Conn(args) => {
+            crate::bench_conn::run(args.mib, args.rounds, args.suites, args.durable)
+        }
     }
 }
 

@@ -39,7 +39,9 @@ fn configs(
 /// then (for the throughput run) draining everything.
 fn server(listener: TcpListener, config: Arc<ServerConfig>, connections: usize) {
     for _ in 0..connections {
-        let Ok((sock, _)) = listener.accept() else { return };
+        let Ok((sock, _)) = listener.accept() else {
+            return;
+        };
         let _ = sock.set_nodelay(true);
         let mut s = StreamOwned::new(ServerConnection::new(config.clone()), sock);
         let mut byte = [0u8; 1];
@@ -67,7 +69,10 @@ pub(crate) fn run(
     durable: bool,
 ) -> Result<(), String> {
     let suites = if suites.is_empty() {
-        vec![CipherSuite::X25519Aes128GcmSha256Ed25519, CipherSuite::DEFAULT]
+        vec![
+            CipherSuite::X25519Aes128GcmSha256Ed25519,
+            CipherSuite::DEFAULT,
+        ]
     } else {
         suites
     };
@@ -78,7 +83,11 @@ pub(crate) fn run(
     }
     println!(
         "loopback TCP, {mib} MiB in 16 KiB writes; first byte: median of {rounds}; sessions {}",
-        if durable { "in SQLite files" } else { "in memory" }
+        if durable {
+            "in SQLite files"
+        } else {
+            "in memory"
+        }
     );
     println!(
         "{:<44} {:>10} {:>18} {:>22}",
@@ -97,7 +106,10 @@ pub(crate) fn run(
 
         // Throughput: one connection, client to server.
         let sock = TcpStream::connect(addr).map_err(io)?;
-        let mut c = StreamOwned::new(ClientConnection::new(cc.clone()).map_err(|e| e.to_string())?, sock);
+        let mut c = StreamOwned::new(
+            ClientConnection::new(cc.clone()).map_err(|e| e.to_string())?,
+            sock,
+        );
         let mut byte = [1u8];
         c.write_all(&byte).map_err(io)?;
         c.read_exact(&mut byte).map_err(io)?;
