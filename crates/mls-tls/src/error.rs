@@ -52,6 +52,10 @@ pub enum Error {
     /// this connection loaded it; this older connection closes with
     /// `close_notify` (SPEC 8).
     Superseded,
+    /// The peer did not complete a handshake or confirm a key update in
+    /// time; the connection is closed without an alert (the session, if
+    /// stored, is kept for resumption).
+    Timeout(&'static str),
 }
 
 /// Bytes from the peer that could not be decoded.
@@ -134,7 +138,7 @@ impl Error {
             Self::BadCertificate(_) => A::BadCertificate,
             Self::IllegalParameter(_) => A::IllegalParameter,
             Self::DecryptError(_) => A::DecryptError,
-            Self::AlertReceived(_) | Self::ApiMisuse(_) => return None,
+            Self::AlertReceived(_) | Self::ApiMisuse(_) | Self::Timeout(_) => return None,
             Self::ResumptionRefused | Self::Superseded => A::CloseNotify,
         })
     }
@@ -163,6 +167,7 @@ impl fmt::Display for Error {
             Self::ResumptionRefused => {
                 f.write_str("resumption refused: this side is resuming the session itself")
             }
+            Self::Timeout(what) => write!(f, "timed out: {what}"),
             Self::Superseded => {
                 f.write_str("the session was resumed on another connection; this one is closed")
             }

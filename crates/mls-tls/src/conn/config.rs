@@ -64,6 +64,8 @@ pub struct CommonConfig {
     pub max_handshake_len: usize,
     /// Where installed traffic secrets are logged, if anywhere (SPEC 11).
     pub key_log: Option<Arc<dyn KeyLog>>,
+    /// How long a new server session may stay provisional (SPEC 6).
+    pub handshake_timeout: Duration,
 }
 
 impl CommonConfig {
@@ -79,6 +81,7 @@ impl CommonConfig {
             max_early_data: 16 * 1024,
             max_handshake_len: DEFAULT_MAX_HANDSHAKE_LEN,
             key_log: None,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -141,6 +144,13 @@ macro_rules! config_type {
             /// Logs traffic secrets to `key_log` (SPEC 11).
             pub fn key_log(mut self, key_log: Arc<dyn KeyLog>) -> Self {
                 self.common.key_log = Some(key_log);
+                self
+            }
+
+            /// How long a handshake may take before the connection closes
+            /// (a provisional server session, SPEC 6). Default 10 s.
+            pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+                self.common.handshake_timeout = timeout;
                 self
             }
 

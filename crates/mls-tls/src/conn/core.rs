@@ -74,6 +74,9 @@ pub struct ConnectionCore {
     sent_close: bool,
     last_update: Instant,
     bytes_since_update: u64,
+    started: Instant,
+    /// When our pending key update was sent, while it waits.
+    update_sent: Option<Instant>,
 }
 
 impl core::fmt::Debug for ConnectionCore {
@@ -112,6 +115,8 @@ impl ConnectionCore {
             sent_close: false,
             last_update: Instant::now(),
             bytes_since_update: 0,
+            started: Instant::now(),
+            update_sent: None,
         }
     }
 
@@ -139,6 +144,9 @@ impl ConnectionCore {
         if self.engine.is_superseded() {
             return Err(self.fail(Error::Superseded));
         }
+        if let Err(e) = self.check_timeouts() {
+            return Err(self.fail(e));
+        }
         if let Err(e) = self.process_records() {
             return Err(self.fail(e));
         }
@@ -151,6 +159,26 @@ impl ConnectionCore {
             plaintext_bytes_to_read: self.received.len(),
             peer_has_closed: self.peer_closed,
         }
+    }
+
+    /// Closes a handshake that takes too long (a provisional session is
+    /// then dropped, SPEC 6) or a key update that is never confirmed (the
+    /// session is kept for resumption, SPEC 7). Checked whenever packets
+    /// are processed or data is written.
+    fn check_timeouts(&mut self) -> Result<(), Error> {
+        if self.is_handshaking() && self.started.elapsed() > self.common.handshake_timeout {
+            return Err(Error::Timeout("handshake not completed in time"));
+        }
+        match self.engine.state() {
+            State::AwaitingEpochKeyUpdate => {
+                let sent = *self.update_sent.get_or_insert_with(Instant::now);
+                if sent.elapsed() > self.common.update_policy.confirm_timeout {
+                    return Err(Error::Timeout("key update not confirmed in time"));
+                }
+            }
+            _ => self.update_sent = None,
+        }
+        Ok(())
     }
 
     /// Records the error, queues its alert, and returns it.
@@ -394,6 +422,9 @@ impl ConnectionCore {
         }
         if self.engine.is_superseded() {
             return Err(io::Error::other(self.fail(Error::Superseded)));
+        }
+        if let Err(e) = self.check_timeouts() {
+            return Err(io::Error::other(self.fail(e)));
         }
         let sent = if self.pending.is_empty() {
             match self.send_data(data) {
