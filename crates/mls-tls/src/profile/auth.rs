@@ -3,13 +3,16 @@
 
 use std::collections::HashSet;
 
-use openmls::prelude::tls_codec::Serialize as _;
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{BasicCredential, Credential, CredentialWithKey};
 use openmls_basic_credential::SignatureKeyPair;
+use zeroize::Zeroizing;
 
 use super::group::mls_err;
 use super::suite::CipherSuite;
 use crate::error::Error;
+
+const IDENTITY_MAGIC: &[u8] = b"MLSTLS-IDENTITY-1\n";
 
 /// This party's identity: a signature key pair and a basic credential
 /// naming it, for one ciphersuite's signature scheme.
@@ -20,6 +23,8 @@ use crate::error::Error;
 /// let id = Identity::generate("alice", CipherSuite::DEFAULT).unwrap();
 /// assert_eq!(id.name(), b"alice");
 /// assert!(!id.public_key().is_empty());
+/// let restored = Identity::from_bytes(&id.to_bytes().unwrap()).unwrap();
+/// assert_eq!(restored.public_key(), id.public_key());
 /// ```
 pub struct Identity {
     signer: SignatureKeyPair,
@@ -51,6 +56,45 @@ impl Identity {
     /// The signature public key: what a peer pins.
     pub fn public_key(&self) -> &[u8] {
         self.signer.public()
+    }
+
+    /// The identity as bytes, private key included, to keep in a file only
+    /// its owner can read: a stored session can only be resumed with the
+    /// identity that created it.
+    pub fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let mut out = Zeroizing::new(IDENTITY_MAGIC.to_vec());
+        out.extend_from_slice(&self.suite.code_point().to_be_bytes());
+        let name_len = u16::try_from(self.name.len())
+            .map_err(|_| Error::ApiMisuse("identity name longer than 65535 bytes"))?;
+        out.extend_from_slice(&name_len.to_be_bytes());
+        out.extend_from_slice(&self.name);
+        let signer = Zeroizing::new(self.signer.tls_serialize_detached().map_err(mls_err)?);
+        out.extend_from_slice(&signer);
+        Ok(out)
+    }
+
+    /// Reads an identity written by [`Identity::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let bad = || Error::ApiMisuse("not an MLS-TLS identity");
+        let rest = bytes.strip_prefix(IDENTITY_MAGIC).ok_or_else(bad)?;
+        let (suite, rest) = rest.split_at_checked(2).ok_or_else(bad)?;
+        let suite = CipherSuite::from_code_point(u16::from_be_bytes([suite[0], suite[1]]))
+            .ok_or_else(bad)?;
+        let (len, rest) = rest.split_at_checked(2).ok_or_else(bad)?;
+        let (name, rest) = rest
+            .split_at_checked(usize::from(u16::from_be_bytes([len[0], len[1]])))
+            .ok_or_else(bad)?;
+        let signer = SignatureKeyPair::tls_deserialize_exact(rest).map_err(|_| bad())?;
+        if signer.signature_scheme() != suite.signature_scheme() {
+            return Err(Error::ApiMisuse(
+                "identity key does not match its ciphersuite",
+            ));
+        }
+        Ok(Self {
+            signer,
+            name: name.to_vec(),
+            suite,
+        })
     }
 
     pub(crate) fn signer(&self) -> &SignatureKeyPair {
@@ -162,5 +206,51 @@ pub struct AcceptAnyPeer;
 impl PeerVerifier for AcceptAnyPeer {
     fn verify(&self, _: &PeerIdentity, _: VerifyContext<'_>) -> Result<(), String> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_bytes_round_trip_and_reject_damage() {
+        for suite in [
+            CipherSuite::DEFAULT,
+            CipherSuite::MlKem768Aes256GcmSha384MlDsa65,
+        ] {
+            let id = Identity::generate("node-1", suite).unwrap();
+            let bytes = id.to_bytes().unwrap();
+            let back = Identity::from_bytes(&bytes).unwrap();
+            assert_eq!(back.public_key(), id.public_key());
+            assert_eq!(back.name(), b"node-1");
+            assert_eq!(back.suite(), suite);
+            for cut in [0, 5, IDENTITY_MAGIC.len() + 3, bytes.len() - 1] {
+                assert!(Identity::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            let mut extra = bytes.to_vec();
+            extra.push(0);
+            assert!(Identity::from_bytes(&extra).is_err());
+        }
+    }
+
+    #[test]
+    fn pinned_keys_refuse_unknown_keys_and_identity_changes() {
+        let peer = |name: &[u8], key: &[u8]| PeerIdentity {
+            credential: Vec::new(),
+            name: name.to_vec(),
+            signature_key: key.to_vec(),
+        };
+        let pins = PinnedKeys::new([vec![1], vec![2]]);
+        assert!(pins
+            .verify(&peer(b"a", &[1]), VerifyContext::KeyPackage)
+            .is_ok());
+        assert!(pins
+            .verify(&peer(b"a", &[3]), VerifyContext::Welcome)
+            .is_err());
+        let previous = peer(b"a", &[1]);
+        let update = |p| VerifyContext::UpdatePath { previous: p };
+        assert!(pins.verify(&peer(b"a", &[2]), update(&previous)).is_ok());
+        assert!(pins.verify(&peer(b"b", &[1]), update(&previous)).is_err());
     }
 }
