@@ -7,6 +7,9 @@
 //! - [`schedule`]: traffic secrets from the MLS exporter to record keys;
 //! - [`record`]: framing, protection, sequence numbers, usage limits;
 //! - [`alert`] and [`error`]: what went wrong and what the peer is told.
+//!
+//! With the `tokio` feature (on by default), `tokio` adapts connections to
+//! async transports (`Connector`, `Acceptor`, `TlsStream`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -19,6 +22,8 @@ pub mod profile;
 pub mod record;
 pub mod schedule;
 pub mod stream;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 #[doc(hidden)]
 pub mod bench_support;
