@@ -429,3 +429,23 @@ async fn handshake_failure_is_invalid_data_on_both_sides() {
     .await
     .expect("deadline");
 }
+
+/// The acceptance run: 1 GiB each way at once on one connection
+/// (the server echoes while the client writes), both sides updating every
+/// 16 MiB (sent plus received), so updates collide; what arrives hashes to
+/// what was sent and the epoch advances by at least 100.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_gib_each_way_with_updates_every_16_mib() {
+    let policy = UpdatePolicy {
+        bytes: Some(16 << 20),
+        ..UpdatePolicy::manual()
+    };
+    let (c, s) = tcp_pair().await;
+    // Not a timing assertion: only a guard against a hang.
+    let (first, client_end, server_end) =
+        tokio::time::timeout(Duration::from_secs(900), full_duplex(c, s, 1 << 30, policy))
+            .await
+            .expect("hang guard");
+    assert!(client_end >= first + 100, "epochs {first} -> {client_end}");
+    assert_eq!(client_end, server_end);
+}
