@@ -52,13 +52,15 @@ fn read_once(
     Ok(n > 0)
 }
 
-/// Drives the handshake until data may flow (or early data may be sent).
+/// Drives the handshake until data may flow, or, with `early_ok`, until
+/// early data may be sent.
 fn complete_handshake(
     conn: &mut ConnectionCore,
     sock: &mut (impl Read + Write + ?Sized),
+    early_ok: bool,
 ) -> io::Result<()> {
     flush_tls(conn, sock)?;
-    while conn.is_handshaking() && !conn.is_early_data_window() {
+    while conn.is_handshaking() && !(early_ok && conn.is_early_data_window()) {
         if !read_once(conn, sock)? {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -96,7 +98,7 @@ fn stream_write(
     sock: &mut (impl Read + Write + ?Sized),
     buf: &[u8],
 ) -> io::Result<usize> {
-    complete_handshake(conn, sock)?;
+    complete_handshake(conn, sock, true)?;
     let n = conn.writer().write(buf)?;
     flush_tls(conn, sock)?;
     Ok(n)
@@ -161,9 +163,10 @@ where
         Self { conn, sock }
     }
 
-    /// Runs the handshake to completion (it otherwise runs on first use).
+    /// Runs the handshake (or resumption) to completion; it otherwise runs
+    /// on first use, and a resumption's early data does not wait for it.
     pub fn complete_handshake(&mut self) -> io::Result<()> {
-        complete_handshake(&mut self.conn, &mut self.sock)
+        complete_handshake(&mut self.conn, &mut self.sock, false)
     }
 
     /// Sends `close_notify` and flushes it.

@@ -5,7 +5,9 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 
+use mls_tls::alert::AlertDescription;
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
+use mls_tls::error::Error;
 use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
 use mls_tls::profile::store::SessionStore;
 use mls_tls::profile::suite::CipherSuite;
@@ -169,4 +171,108 @@ fn cut_mid_transfer_then_resume_with_early_data() {
     all.extend_from_slice(&received[half..]);
     assert_eq!(all.len(), pattern.len());
     assert!(all == pattern, "transfer intact");
+}
+
+/// One server connection on `sock`: processes everything the peer sends
+/// until it closes; returns the early data seen, the first error, and
+/// whether that error's alert went out.
+fn serve_once(sock: &mut TcpStream, config: &Arc<ServerConfig>) -> (Vec<u8>, Option<Error>) {
+    let mut conn = ServerConnection::new(config.clone());
+    let mut early = Vec::new();
+    loop {
+        match conn.read_tls(sock) {
+            Ok(0) | Err(_) => return (early, None),
+            Ok(_) => {}
+        }
+        let r = conn.process_new_packets();
+        if let Some(mut e) = conn.early_data() {
+            e.read_to_end(&mut early).unwrap();
+        }
+        while conn.wants_write() {
+            if conn.write_tls(sock).is_err() {
+                break;
+            }
+        }
+        if let Err(e) = r {
+            return (early, Some(e));
+        }
+    }
+}
+
+#[test]
+fn replayed_resumption_flight_over_tcp_is_refused() {
+    let (cc, sc) = configs(CipherSuite::X25519Aes128GcmSha256Ed25519);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = {
+        let sc = sc.clone();
+        thread::spawn(move || {
+            let mut results = Vec::new();
+            for _ in 0..4 {
+                let (mut sock, _) = listener.accept().unwrap();
+                results.push(serve_once(&mut sock, &sc));
+            }
+            results
+        })
+    };
+    // 1: the first session.
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut s = StreamOwned::new(ClientConnection::new(cc.clone()).unwrap(), sock);
+    s.write_all(b"hi").unwrap();
+    s.flush().unwrap();
+    s.complete_handshake().unwrap();
+    let id = s.conn.session_id().unwrap().clone();
+    s.close().unwrap();
+    s.sock.shutdown(Shutdown::Both).unwrap();
+    drop(s);
+
+    // 2: a resumption with early data; an eavesdropper records its first
+    // flight as it crosses the wire.
+    let mut conn = ClientConnection::resume(cc.clone(), &id).unwrap();
+    conn.writer().write_all(b"transfer 100 EUR").unwrap();
+    let mut flight = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut flight).unwrap();
+    }
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.write_all(&flight).unwrap();
+    let mut s = StreamOwned::new(conn, sock);
+    s.complete_handshake().unwrap();
+    assert!(s.conn.is_early_data_accepted());
+    s.close().unwrap();
+    s.sock.shutdown(Shutdown::Both).unwrap();
+    drop(s);
+
+    // 3: the recording, replayed on a new connection.
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.write_all(&flight).unwrap();
+    let mut answer = Vec::new();
+    let _ = sock.read_to_end(&mut answer);
+    // The server's decrypt_error alert arrives at the replayer.
+    assert_eq!(answer, [21, 3, 3, 0, 2, 2, 51]);
+
+    // 4: the genuine client still resumes.
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut s = StreamOwned::new(ClientConnection::resume(cc, &id).unwrap(), sock);
+    s.complete_handshake().unwrap();
+    s.write_all(b"again").unwrap();
+    s.close().unwrap();
+    s.sock.shutdown(Shutdown::Both).unwrap();
+    drop(s);
+
+    let results = server.join().unwrap();
+    assert_eq!(
+        results[1].0, b"transfer 100 EUR",
+        "genuine early data delivered"
+    );
+    assert!(results[2].0.is_empty(), "no early data from the replay");
+    assert_eq!(
+        results[2].1.as_ref().and_then(Error::alert),
+        Some(AlertDescription::DecryptError)
+    );
+    assert!(
+        results[3].1.is_none(),
+        "genuine resumption failed: {:?}",
+        results[3].1
+    );
 }
