@@ -1,32 +1,63 @@
-//! `mlstls`: the MLS-TLS command-line tool.
+//! `mlstls`: MLS-TLS from the command line, as `openssl s_client` /
+//! `s_server`, `socat` and `stunnel` are for TLS.
 
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand};
 
 mod bench;
 mod bench_conn;
+mod client;
+mod common;
+mod demo;
+mod keys;
+mod relay;
+mod server;
 
 /// MLS-TLS secure channels from the command line.
 #[derive(Debug, Parser)]
 #[command(name = "mlstls", version, about)]
 struct Cli {
+    /// More logging on stderr (-v: info, -vv: debug).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measure this machine: record-layer throughput and more.
+    /// Create an identity (signature key and credential) in a file.
+    Keygen(keys::KeygenArgs),
+    /// Print an identity's public line, for a peer's trust file.
+    Pubkey(keys::PubkeyArgs),
+    /// Accept MLS-TLS connections and echo them or forward them to a TCP
+    /// service.
+    Server(server::ServerArgs),
+    /// Connect to an MLS-TLS server: stdin/stdout, or a local TCP tunnel.
+    Client(client::ClientArgs),
+    /// Everything in one process on loopback: handshake, transfer, key
+    /// updates, a cut connection, resumption with early data (the default).
+    Demo(demo::DemoArgs),
+    /// Measure this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    common::init_logging(cli.verbose);
+    let result = match cli
+        .command
+        .unwrap_or(Command::Demo(demo::DemoArgs::default()))
+    {
+        Command::Keygen(args) => keys::keygen(args),
+        Command::Pubkey(args) => keys::pubkey(args),
+        Command::Server(args) => server::run(args),
+        Command::Client(args) => client::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

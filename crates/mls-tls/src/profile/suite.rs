@@ -260,9 +260,14 @@ impl FromStr for CipherSuite {
     type Err = UnknownCipherSuite;
 
     /// Parses a [`CipherSuite::name`] (case-insensitive) or a code point in
-    /// hex with a `0x` prefix (`0x004f`, `0x4F`) or in decimal (`79`).
+    /// hex with a `0x` prefix (`0x004f`, `0x4F`) or in decimal (`79`), or
+    /// the `Display` form `name (0x004F)`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
+        let t = match t.split_once(" (") {
+            Some((name, rest)) if rest.ends_with(')') => name,
+            _ => t,
+        };
         let code_point = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
             u16::from_str_radix(hex, 16).ok()
         } else if t.bytes().all(|b| b.is_ascii_digit()) {
@@ -422,5 +427,17 @@ mod tests {
             .map(CipherSuite::code_point)
             .collect();
         assert_eq!(libcrux, [0x0001, 0x0003, 0x004D, 0x004E, 0x004F]);
+    }
+}
+
+#[cfg(test)]
+mod display_parse {
+    use super::*;
+
+    #[test]
+    fn display_form_parses_back() {
+        for suite in CipherSuite::ALL {
+            assert_eq!(suite.to_string().parse::<CipherSuite>().unwrap(), suite);
+        }
     }
 }

@@ -1,0 +1,337 @@
+//! The real `mlstls` binary: keys, trust files, stdio client against an
+//! echo server, a tunnel that survives a cut connection, refused peers.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mlstls");
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("mlstls-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+    fn p(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Kills the child when dropped, so failed tests leave no servers behind.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+/// keygen NAME into DIR/NAME.id, its public line into DIR/NAME.pub.
+fn keygen(dir: &Dir, name: &str) -> String {
+    let id = dir.p(&format!("{name}.id"));
+    let out = run(&["keygen", "--out", id.to_str().unwrap(), "--name", name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    std::fs::write(dir.p(&format!("{name}.pub")), &line).unwrap();
+    line
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16) {
+    for _ in 0..200 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn server(dir: &Dir, port: u16, mode: &[&str]) -> Proc {
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "server",
+        "--listen",
+        &listen,
+        "--identity",
+        s(&dir.p("server.id")).to_owned().leak(),
+        "--trust",
+        s(&dir.p("client.pub")).to_owned().leak(),
+    ];
+    args.extend_from_slice(mode);
+    let child = Command::new(BIN)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    Proc(child)
+}
+
+#[test]
+fn keygen_writes_private_file_and_pubkey_repeats_the_line() {
+    let dir = Dir::new("keygen");
+    let line = keygen(&dir, "alice");
+    assert!(
+        line.starts_with("mlstls-key mlkem768x25519-aes128gcm-sha256-ed25519 "),
+        "{line}"
+    );
+    assert!(line.trim_end().ends_with(" alice"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.p("alice.id"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let out = run(&["pubkey", s(&dir.p("alice.id"))]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), line);
+    // Never overwritten; missing files are one clear line.
+    let again = run(&["keygen", "--out", s(&dir.p("alice.id"))]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let missing = run(&["pubkey", s(&dir.p("nope.id"))]);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn stdio_client_against_echo_server() {
+    let dir = Dir::new("stdio");
+    keygen(&dir, "server");
+    keygen(&dir, "client");
+    let port = free_port();
+    let _srv = server(&dir, port, &["--echo"]);
+    let mut child = Command::new(BIN)
+        .args([
+            "client",
+            "--connect",
+            &format!("127.0.0.1:{port}"),
+            "--identity",
+            s(&dir.p("client.id")),
+            "--trust",
+            s(&dir.p("server.pub")),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = {
+        let input = input.clone();
+        thread::spawn(move || stdin.write_all(&input).unwrap())
+    };
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == input,
+        "echo differs ({} bytes)",
+        out.stdout.len()
+    );
+}
+
+#[test]
+fn untrusted_peer_is_refused_on_both_sides() {
+    let dir = Dir::new("refuse");
+    keygen(&dir, "server");
+    keygen(&dir, "client");
+    keygen(&dir, "mallory");
+    let port = free_port();
+    let mut srv = server(&dir, port, &["--echo"]);
+    let out = Command::new(BIN)
+        .args([
+            "client",
+            "--connect",
+            &format!("127.0.0.1:{port}"),
+            "--identity",
+            s(&dir.p("mallory.id")),
+            "--trust",
+            s(&dir.p("server.pub")),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let client_err = String::from_utf8_lossy(&out.stderr);
+    assert!(client_err.contains("bad_certificate"), "{client_err}");
+    assert!(client_err.contains("trust file"), "{client_err}");
+    let _ = srv.0.kill();
+    let mut log = String::new();
+    srv.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("not pinned"), "{log}");
+}
+
+/// A TCP proxy whose connections the test can cut, as a network would.
+struct Cutter {
+    live: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Cutter {
+    fn start(listen: u16, target: u16) -> Self {
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let l = TcpListener::bind(("127.0.0.1", listen)).unwrap();
+        let live2 = live.clone();
+        thread::spawn(move || {
+            for inbound in l.incoming() {
+                let Ok(inbound) = inbound else { return };
+                let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                live2.lock().unwrap().push(inbound.try_clone().unwrap());
+                live2.lock().unwrap().push(outbound.try_clone().unwrap());
+                for (mut a, mut b) in [
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                    (outbound, inbound),
+                ] {
+                    thread::spawn(move || {
+                        let _ = std::io::copy(&mut a, &mut b);
+                        let _ = b.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Self { live }
+    }
+
+    fn cut(&self) {
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn tunnel_survives_a_cut_upstream_connection() {
+    let dir = Dir::new("tunnel");
+    keygen(&dir, "server");
+    keygen(&dir, "client");
+    // A plain TCP echo service behind the server.
+    let echo = TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for c in echo.incoming() {
+            let Ok(mut c) = c else { return };
+            thread::spawn(move || {
+                let mut r = c.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut c);
+                let _ = c.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    let server_port = free_port();
+    let forward = format!("127.0.0.1:{echo_port}");
+    let _srv = server(&dir, server_port, &["--forward", &forward]);
+    let proxy_port = free_port();
+    let cutter = Cutter::start(proxy_port, server_port);
+    let local_port = free_port();
+    let _client = Proc(
+        Command::new(BIN)
+            .args([
+                "client",
+                "--connect",
+                &format!("127.0.0.1:{proxy_port}"),
+                "--identity",
+                s(&dir.p("client.id")),
+                "--trust",
+                s(&dir.p("server.pub")),
+                "--listen",
+                &format!("127.0.0.1:{local_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(local_port);
+
+    // Several concurrent local connections, each streaming its own pattern.
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4u8)
+        .map(|k| {
+            let started = started.clone();
+            thread::spawn(move || {
+                let data: Vec<u8> = (0..400_000u32)
+                    .map(|i| (i as u8).wrapping_mul(k + 1))
+                    .collect();
+                let mut c = TcpStream::connect(("127.0.0.1", local_port)).unwrap();
+                let mut r = c.try_clone().unwrap();
+                let reader = thread::spawn(move || {
+                    let mut got = vec![0u8; 1];
+                    r.read_exact(&mut got).unwrap();
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    r.read_to_end(&mut got).unwrap();
+                    got
+                });
+                for chunk in data.chunks(5_000) {
+                    c.write_all(chunk).unwrap();
+                    thread::sleep(Duration::from_millis(10));
+                }
+                c.shutdown(Shutdown::Write).unwrap();
+                (data, reader.join().unwrap())
+            })
+        })
+        .collect();
+    // Once every stream is flowing, cut all upstream connections, twice.
+    while started.load(std::sync::atomic::Ordering::SeqCst) < 4 {
+        thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..2 {
+        cutter.cut();
+        thread::sleep(Duration::from_millis(300));
+    }
+    for w in workers {
+        let (sent, got) = w.join().unwrap();
+        assert_eq!(got.len(), sent.len());
+        assert!(got == sent, "stream corrupted across the cut");
+    }
+}
