@@ -10,13 +10,13 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::io;
+use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use aws_lc_rs::digest::{digest, Context as Sha, SHA256};
 use clap::Args;
@@ -69,15 +69,19 @@ const STEP_LIMIT: Duration = Duration::from_secs(30);
 
 /// Runs the demo; `Err` names the first check that failed.
 pub(crate) fn run(args: DemoArgs) -> Result<(), String> {
-    let suite: CipherSuite = args.suite.parse().map_err(err("--suite"))?;
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    let suite: CipherSuite = args.suite.parse().map_err(|e| format!("--suite: {e}"))?;
+    let nanos = UNIX_EPOCH.elapsed().map_or(0, |d| d.subsec_nanos());
     let dir = std::env::temp_dir().join(format!("mlstls-demo-{}-{nanos}", std::process::id()));
-    std::fs::create_dir(&dir).map_err(err(&dir.display().to_string()))?;
+    std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dir = TempDir(dir);
     let runtime = crate::common::runtime()?;
-    let summary = runtime.block_on(demo(&args, suite, &dir.0));
+    // Ctrl-C ends the demo through the same clean-up as a failure.
+    let summary = runtime.block_on(async {
+        tokio::select! {
+            summary = demo(&args, suite, &dir.0) => summary,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+        }
+    });
     // The server task holds its store: end it before the files go.
     drop(runtime);
     print!("{}", summary?);
@@ -94,28 +98,26 @@ impl Drop for TempDir {
     }
 }
 
-/// Maps an error to `"what: error"`.
-fn err<'a, E: Display>(what: &'a str) -> impl Fn(E) -> String + 'a {
-    move |e| format!("{what}: {e}")
+/// An error's text.
+fn text(e: impl Display) -> String {
+    e.to_string()
 }
 
-/// `Err(msg())` unless `ok`.
-fn ensure(ok: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
-    if ok {
-        Ok(())
-    } else {
-        Err(msg())
-    }
+/// `Err(msg)` unless `ok`.
+fn ensure(ok: bool, msg: &str) -> Result<(), String> {
+    ok.then_some(()).ok_or_else(|| msg.to_owned())
 }
 
-/// Runs `f` with a hang guard.
-async fn within<T>(
+/// Runs one step with a hang guard; its errors get `what: ` in front.
+async fn step<T>(
     what: &str,
     limit: Duration,
     f: impl Future<Output = Result<T, String>>,
 ) -> Result<T, String> {
-    let late = || format!("{what}: nothing within {} s", limit.as_secs());
-    tokio::time::timeout(limit, f).await.map_err(|_| late())?
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => r.map_err(|e| format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: nothing within {} s", limit.as_secs())),
+    }
 }
 
 /// Bytes on the client's wire, both connections together.
@@ -210,32 +212,21 @@ impl AsyncWrite for Shared {
     }
 }
 
-/// How a server connection ended.
-#[derive(Debug)]
-enum End {
-    /// The client's close_notify, answered with ours.
-    Clean,
-    /// The transport ended (or was reset) without close_notify.
-    Cut(String),
-    /// Anything else.
-    Failed(String),
-}
-
 /// What the server saw on one connection.
 #[derive(Debug)]
 struct ServerReport {
     session: Option<SessionId>,
     requests: u64,
     epoch: Option<u64>,
-    end: End,
+    /// `Ok` after the client's close_notify, answered with ours.
+    end: io::Result<()>,
 }
 
+/// Where the server reports.
+type Reports = mpsc::UnboundedSender<ServerReport>;
+
 /// Accepts connections one after the other and reports on each.
-async fn server(
-    listener: TcpListener,
-    acceptor: Acceptor,
-    tx: mpsc::UnboundedSender<ServerReport>,
-) {
+async fn server(listener: TcpListener, acceptor: Acceptor, reports: Reports) {
     while let Ok((tcp, _)) = listener.accept().await {
         let _ = tcp.set_nodelay(true);
         let (mut session, mut requests, mut epoch) = (None, 0, None);
@@ -246,57 +237,39 @@ async fn server(
                 epoch = tls.get_ref().1.epoch();
                 end
             }
-            Err(e) => End::Failed(format!("handshake: {e}")),
+            Err(e) => Err(e),
         };
-        if tx
-            .send(ServerReport {
-                session,
-                requests,
-                epoch,
-                end,
-            })
-            .is_err()
-        {
+        let report = ServerReport {
+            session,
+            requests,
+            epoch,
+            end,
+        };
+        if reports.send(report).is_err() {
             return;
         }
     }
 }
 
 /// Answers requests until the connection ends; counts them in `requests`.
-async fn serve(tls: &mut TlsStream<TcpStream>, requests: &mut u64) -> End {
-    let fail = |what: String, e: io::Error| match e.kind() {
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
-            End::Cut(format!("{what}: {e}"))
-        }
-        _ => End::Failed(format!("{what}: {e}")),
-    };
+async fn serve(tls: &mut TlsStream<TcpStream>, requests: &mut u64) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     loop {
         let mut header = [0u8; 8];
-        match tls.read(&mut header).await {
-            Ok(0) => {
-                return tls
-                    .shutdown()
-                    .await
-                    .map_or_else(|e| fail("close".into(), e), |()| End::Clean)
-            }
-            Ok(n) => {
-                if let Err(e) = tls.read_exact(&mut header[n..]).await {
-                    return fail("in a header".into(), e);
-                }
-            }
-            Err(e) => return fail("between requests".into(), e),
+        let n = tls.read(&mut header).await?;
+        if n == 0 {
+            return tls.shutdown().await;
         }
-        let len = u64::from_be_bytes(header);
-        let (mut sha, mut got) = (Sha::new(&SHA256), 0);
+        tls.read_exact(&mut header[n..]).await?;
+        let (len, mut got, mut sha) = (u64::from_be_bytes(header), 0, Sha::new(&SHA256));
         while got < len {
             let want = (len - got).min(CHUNK as u64) as usize;
-            let what = || format!("after {got} of {len} bytes of a request");
-            let n = match tls.read(&mut buf[..want]).await {
-                Ok(0) => return End::Failed(format!("close_notify {}", what())),
-                Ok(n) => n,
-                Err(e) => return fail(what(), e),
-            };
+            let at = format!("after {got} of {len} bytes of a request");
+            let context = |e: io::Error| io::Error::new(e.kind(), format!("{at}: {e}"));
+            let n = tls.read(&mut buf[..want]).await.map_err(context)?;
+            if n == 0 {
+                return Err(io::Error::other("close_notify inside a request"));
+            }
             sha.update(&buf[..n]);
             got += n as u64;
         }
@@ -304,9 +277,7 @@ async fn serve(tls: &mut TlsStream<TcpStream>, requests: &mut u64) -> End {
         let mut ack = sha.finish().as_ref().to_vec();
         ack.extend_from_slice(&len.to_be_bytes());
         ack.extend_from_slice(&tls.get_ref().1.epoch().unwrap_or(0).to_be_bytes());
-        if let Err(e) = send(tls, &ack, false).await {
-            return fail("ack".into(), e);
-        }
+        send(tls, &ack, false).await?;
     }
 }
 
@@ -333,12 +304,11 @@ struct Ack {
 
 impl Ack {
     /// Reads an ack.
-    async fn read<R: AsyncRead + Unpin>(rd: &mut R, what: &str) -> Result<Self, String> {
+    async fn read<R: AsyncRead + Unpin>(rd: &mut R) -> Result<Self, String> {
         let mut ack = [0u8; ACK_LEN];
-        let what = format!("{what}: reading the ack");
-        rd.read_exact(&mut ack[..1]).await.map_err(err(&what))?;
+        rd.read_exact(&mut ack[..1]).await.map_err(text)?;
         let first_byte = Instant::now();
-        rd.read_exact(&mut ack[1..]).await.map_err(err(&what))?;
+        rd.read_exact(&mut ack[1..]).await.map_err(text)?;
         let u64_at = |i: usize| u64::from_be_bytes(ack[i..i + 8].try_into().unwrap_or_default());
         let (len, epoch) = (u64_at(32), u64_at(40));
         let digest = ack[..32].try_into().unwrap_or_default();
@@ -351,51 +321,35 @@ impl Ack {
     }
 
     /// Checks the ack against what was sent.
-    fn check(self, what: &str, digest: &[u8], len: u64) -> Result<Self, String> {
-        ensure(self.len == len, || {
-            format!("{what}: the server got {} bytes, not {len}", self.len)
-        })?;
-        ensure(self.digest[..] == *digest, || {
-            format!("{what}: the server's SHA-256 differs")
-        })?;
+    fn check(self, digest: &[u8], len: u64) -> Result<Self, String> {
+        ensure(self.len == len, "the server got another number of bytes")?;
+        ensure(self.digest[..] == *digest, "the server's SHA-256 differs")?;
         Ok(self)
     }
 }
 
-/// Sends one request and reads its checked ack, with a hang guard.
-async fn exchange<S>(s: &mut S, what: &str, payload: &[u8]) -> Result<Ack, String>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    within(what, STEP_LIMIT, async {
-        send(s, payload, true).await.map_err(err(what))?;
-        let ack = Ack::read(s, what).await?;
-        ack.check(
-            what,
-            digest(&SHA256, payload).as_ref(),
-            payload.len() as u64,
-        )
-    })
-    .await
+/// Sends one request and reads its checked ack.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    payload: &[u8],
+) -> Result<Ack, String> {
+    send(s, payload, true).await.map_err(text)?;
+    let ack = Ack::read(s).await?;
+    ack.check(digest(&SHA256, payload).as_ref(), payload.len() as u64)
 }
 
-/// Deterministic filler (xorshift).
+/// Deterministic filler.
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mix = |i: u64| ((i ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8;
+    (0..len as u64).map(mix).collect()
 }
 
+/// The client's current epoch.
 fn epoch(s: &Client) -> u64 {
     s.get_ref().1.epoch().unwrap_or(0)
 }
 
+/// The client side of the connection, for its early-data state.
 fn client_conn(s: &Client) -> Result<&ClientConnection, String> {
     match s.get_ref().1 {
         Connection::Client(c) => Ok(c),
@@ -404,125 +358,45 @@ fn client_conn(s: &Client) -> Result<&ClientConnection, String> {
 }
 
 /// Waits for the server's report on the connection that just ended.
-async fn report(
-    rx: &mut mpsc::UnboundedReceiver<ServerReport>,
-    what: &str,
-) -> Result<ServerReport, String> {
-    within(what, STEP_LIMIT, async {
-        rx.recv().await.ok_or_else(|| format!("{what}: no server"))
-    })
-    .await
+async fn report(rx: &mut mpsc::UnboundedReceiver<ServerReport>) -> Result<ServerReport, String> {
+    let next = async { rx.recv().await.ok_or("the server stopped".to_owned()) };
+    step("server report", STEP_LIMIT, next).await
 }
 
+/// A duration in milliseconds, for the table.
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-/// Everything between setup and teardown; returns the summary table.
-async fn demo(args: &DemoArgs, suite: CipherSuite, dir: &Path) -> Result<String, String> {
-    let total = args.mib << 20;
-    let identity = |name| Identity::generate(name, suite).map_err(err("identity"));
-    let (client_id, server_id) = (identity("demo-client")?, identity("demo-server")?);
-    let pin = |i: &Identity| Arc::new(PinnedKeys::new([i.public_key().to_vec()]));
-    let (client_pin, server_pin) = (pin(&client_id), pin(&server_id));
-    let store = |name: &str| {
-        let path = dir.join(name);
-        SessionStore::open(&path)
-            .map(Arc::new)
-            .map_err(err(&path.display().to_string()))
-    };
-    // The client updates every `window` bytes; the writer below sees to it
-    // that each window gets its update, however slow the stores' fsyncs.
-    let window = total / 32;
-    let policy = UpdatePolicy {
-        bytes: Some(window),
-        ..UpdatePolicy::manual()
-    };
-    let server_config = ServerConfig::new(server_id, client_pin, store("server.db")?)
-        .update_policy(UpdatePolicy::manual());
-    let client_config =
-        ClientConfig::new(client_id, server_pin, store("client.db")?).update_policy(policy);
-    let connector = Connector::new(Arc::new(client_config));
-
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(err("listen"))?;
-    let addr = listener.local_addr().map_err(err("listen"))?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(server(listener, Acceptor::new(Arc::new(server_config)), tx));
-    let wire = Arc::new(Wire::default());
-    let dial = || async {
-        let io = TcpStream::connect(addr).await.map_err(err("connect"))?;
-        let _ = io.set_nodelay(true);
-        Ok::<_, String>(Counted {
-            io,
-            wire: wire.clone(),
-        })
-    };
-    let mut payload = 0u64; // application bytes both ways, for the overhead
-    let mut out = String::new();
-    let mut row = |k: &str, v: String| out.push_str(&format!("  {k:<20} {v}\n"));
-    row("suite", suite.to_string());
-
-    // 1. A new session, and a first round trip.
-    let start = Instant::now();
-    let mut tls = within("handshake", STEP_LIMIT, async {
-        connector
-            .connect(dial().await?)
-            .await
-            .map_err(err("handshake"))
-    })
-    .await?;
-    let handshake = start.elapsed();
-    let ack = exchange(&mut tls, "first request", b"hello").await?;
-    payload += (8 + 5 + ACK_LEN) as u64;
-    let got = tls.get_ref().1.suite();
-    ensure(got == Some(suite), || format!("suite: negotiated {got:?}"))?;
-    let epoch0 = epoch(&tls);
-    ensure(ack.epoch == epoch0, || {
-        format!("handshake: server epoch {}", ack.epoch)
-    })?;
-    let first = ms(ack.first_byte - start);
-    row(
-        "handshake",
-        format!("{} (first response byte at {first})", ms(handshake)),
-    );
-
-    // 2. The transfer: a writer and a reader future on one shared stream.
-    let bar = match args.no_progress {
-        true => ProgressBar::hidden(),
-        false => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()),
-    };
-    let template = "[{bar:30}] {bytes}/{total_bytes} {decimal_bytes_per_sec} {msg}";
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style.progress_chars("=> "));
-    }
+/// The transfer: `total` bytes in one request, written while a second
+/// future reads the ack (and so processes the server's key update
+/// confirmations) on the same stream. The client's policy starts an update
+/// every `window` bytes; at most a window more goes out before it is
+/// confirmed, so each window gets its update however slow the stores'
+/// fsyncs are (the wait counts in the throughput and is returned).
+async fn transfer(tls: Client, total: u64, window: u64, bar: ProgressBar) -> Transferred {
     let chunk = CHUNK.min(total as usize / 128);
     let shared = Shared(Arc::new(Mutex::new(tls)));
     let (mut wr, mut rd) = (shared.clone(), shared.clone());
-    let start = Instant::now();
     let writer = async move {
         let (mut block, mut sha) = (pattern(chunk, 0x5eed), Sha::new(&SHA256));
         let (mut sent, mut pending_from, mut waited) = (0u64, None, Duration::ZERO);
-        wr.write_all(&total.to_be_bytes())
-            .await
-            .map_err(err("transfer"))?;
+        wr.write_all(&total.to_be_bytes()).await.map_err(text)?;
         while sent < total {
             let n = (total - sent).min(chunk as u64) as usize;
             block[..8].copy_from_slice(&sent.to_be_bytes()); // so reordering would show
             sha.update(&block[..n]);
-            wr.write_all(&block[..n]).await.map_err(err("transfer"))?;
+            wr.write_all(&block[..n]).await.map_err(text)?;
             sent += n as u64;
+            let (state, e) = {
+                let tls = wr.lock();
+                (tls.get_ref().1.profile_state(), epoch(&tls))
+            };
             bar.set_position(sent);
-            let (state, e) = (wr.lock().get_ref().1.profile_state(), epoch(&wr.lock()));
             bar.set_message(format!("epoch {e}"));
             if state != State::AwaitingEpochKeyUpdate {
                 pending_from = None;
-                continue;
-            }
-            // An update started with this write; at most a window more goes
-            // out before it is confirmed.
-            if sent - *pending_from.get_or_insert(sent - n as u64) >= window {
+            } else if sent - *pending_from.get_or_insert(sent - n as u64) >= window {
                 let t = Instant::now();
                 while wr.lock().get_ref().1.profile_state() == State::AwaitingEpochKeyUpdate {
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -530,175 +404,195 @@ async fn demo(args: &DemoArgs, suite: CipherSuite, dir: &Path) -> Result<String,
                 (waited, pending_from) = (waited + t.elapsed(), None);
             }
         }
-        wr.flush().await.map_err(err("transfer"))?;
+        wr.flush().await.map_err(text)?;
         bar.finish_and_clear();
         Ok((sha.finish(), waited))
     };
-    // Reading meanwhile processes the server's key update confirmations.
-    let reader = async move { Ack::read(&mut rd, "transfer").await };
-    let limit = STEP_LIMIT + Duration::from_secs(args.mib);
-    let both = within("transfer", limit, async {
-        tokio::try_join!(writer, reader)
-    });
-    let ((sha, waited), ack) = both.await?;
-    let ack = ack.check("transfer", sha.as_ref(), total)?;
-    let elapsed = ack.first_byte - start;
+    let reader = async move { Ack::read(&mut rd).await };
+    let ((sha, waited), ack) = tokio::try_join!(writer, reader)?;
+    let ack = ack.check(sha.as_ref(), total)?;
+    let mutex = Arc::try_unwrap(shared.0).map_err(|_| "the stream is still shared")?;
+    let tls = mutex.into_inner().unwrap_or_else(PoisonError::into_inner);
+    Ok((tls, ack, waited))
+}
+
+/// What [`transfer`] returns: the stream back, the ack and the writer's wait.
+type Transferred = Result<(Client, Ack, Duration), String>;
+
+/// Everything between setup and teardown; returns the summary table.
+async fn demo(args: &DemoArgs, suite: CipherSuite, dir: &Path) -> Result<String, String> {
+    let (mib, total, limit) = (args.mib, args.mib << 20, STEP_LIMIT);
+    let identity = |name| Identity::generate(name, suite).map_err(|e| format!("identity: {e}"));
+    let (client_id, server_id) = (identity("demo-client")?, identity("demo-server")?);
+    let pin = |i: &Identity| Arc::new(PinnedKeys::new([i.public_key().to_vec()]));
+    let (client_pin, server_pin) = (pin(&client_id), pin(&server_id));
+    let store = |name: &str| {
+        let path = dir.join(name);
+        let store = SessionStore::open(&path).map_err(|e| format!("{}: {e}", path.display()));
+        store.map(Arc::new)
+    };
+    let window = total / 32;
+    let mut policy = UpdatePolicy::manual();
+    policy.bytes = Some(window);
+    let server_config = ServerConfig::new(server_id, client_pin, store("server.db")?);
+    let server_config = server_config.update_policy(UpdatePolicy::manual());
+    let client_config = ClientConfig::new(client_id, server_pin, store("client.db")?);
+    let connector = Connector::new(Arc::new(client_config.update_policy(policy)));
+
+    let listen = |e| format!("listen on loopback: {e}");
+    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(listen)?;
+    let addr = listener.local_addr().map_err(listen)?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(server(listener, Acceptor::new(Arc::new(server_config)), tx));
+    let wire = Arc::new(Wire::default());
+    let dial = || async {
+        let (io, wire) = (TcpStream::connect(addr).await.map_err(text)?, wire.clone());
+        let _ = io.set_nodelay(true);
+        Ok::<_, String>(Counted { io, wire })
+    };
+
+    // 1. A new session, and a first round trip.
+    let start = Instant::now();
+    let (tls, handshake, ack) = step("handshake", limit, async {
+        let mut tls = connector.connect(dial().await?).await.map_err(text)?;
+        let handshake = ms(start.elapsed());
+        let ack = exchange(&mut tls, b"hello").await?;
+        ensure(tls.get_ref().1.suite() == Some(suite), "another suite")?;
+        ensure(ack.epoch == epoch(&tls), "the server is at another epoch")?;
+        Ok((tls, handshake, ack))
+    })
+    .await?;
+    let first = ms(ack.first_byte - start);
+    // Application bytes both ways, for the overhead.
+    let mut payload = 8 + 5 + ACK_LEN as u64;
+
+    // 2. The transfer, with key updates.
+    let bar = if args.no_progress {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+    };
+    let template = "[{bar:30}] {bytes}/{total_bytes} {decimal_bytes_per_sec} {msg}";
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let (epoch0, start) = (epoch(&tls), Instant::now());
+    let limit = STEP_LIMIT + Duration::from_secs(mib);
+    let (mut tls, ack, waited) = step("transfer", limit, transfer(tls, total, window, bar)).await?;
+    let secs = (ack.first_byte - start).as_secs_f64();
+    let (rate, waited) = (total as f64 / secs / 1e6, ms(waited));
     payload += 8 + total + ACK_LEN as u64;
-    let mutex = Arc::try_unwrap(shared.0).map_err(|_| "transfer: stream still shared")?;
-    let mut tls = mutex.into_inner().unwrap_or_else(PoisonError::into_inner);
-    let epoch1 = epoch(&tls);
+    let (epoch1, limit) = (epoch(&tls), STEP_LIMIT);
     let updates = epoch1 - epoch0;
-    ensure(updates >= MIN_UPDATES, || {
-        format!("key updates: only {updates} in the transfer")
-    })?;
-    ensure(ack.epoch == epoch1, || {
-        format!(
-            "key updates: server at epoch {}, client at {epoch1}",
-            ack.epoch
-        )
-    })?;
-    let secs = elapsed.as_secs_f64();
-    row(
-        "transfer",
-        format!("{} MiB in {secs:.2} s, SHA-256 verified", args.mib),
-    );
-    row(
-        "throughput",
-        format!("{:.1} MB/s", total as f64 / secs / 1e6),
-    );
-    let agree = format!("epochs {epoch0} -> {epoch1}, server agrees");
-    row(
-        "key updates",
-        format!("{updates} in the transfer ({agree}; waited {})", ms(waited)),
-    );
+    ensure(
+        updates >= MIN_UPDATES,
+        &format!("only {updates} key updates"),
+    )?;
+    ensure(ack.epoch == epoch1, "key updates: the epochs differ")?;
 
     // An explicit update and one round trip.
     let start = Instant::now();
-    tls.get_mut()
-        .1
-        .request_key_update()
-        .map_err(err("update round"))?;
-    let ack = exchange(&mut tls, "update round", b"updated").await?;
-    let round = start.elapsed();
-    payload += (8 + 7 + ACK_LEN) as u64;
+    let ack = step("update round", limit, async {
+        tls.get_mut().1.request_key_update().map_err(text)?;
+        exchange(&mut tls, b"updated").await
+    })
+    .await?;
+    let round = ms(start.elapsed());
+    payload += 8 + 7 + ACK_LEN as u64;
     let epoch2 = epoch(&tls);
     let ok = epoch2 == epoch1 + 1 && ack.epoch == epoch2;
-    ensure(ok, || {
-        format!(
-            "update round: epochs {epoch1} -> {epoch2}, server {}",
-            ack.epoch
-        )
-    })?;
-    row(
-        "update round",
-        format!("{} (epoch {epoch1} -> {epoch2})", ms(round)),
-    );
+    ensure(ok, &format!("update round: epochs {epoch1} -> {epoch2}"))?;
 
-    // 3. Cut: part of a request, then the TCP connection goes without close_notify.
-    let session = tls
-        .get_ref()
-        .1
-        .session_id()
-        .cloned()
-        .ok_or("cut: no session id")?;
+    // 3. Cut: part of a request, then the TCP connection ends without close_notify.
+    let conn = tls.get_ref().1;
+    let session = conn.session_id().cloned().ok_or("no session id")?;
     let mut partial = (1u64 << 20).to_be_bytes().to_vec();
     partial.extend_from_slice(&pattern(1024, 3));
-    send(&mut tls, &partial, false).await.map_err(err("cut"))?;
+    let sent = send(&mut tls, &partial, false).await;
+    sent.map_err(|e| format!("cut: {e}"))?;
     payload += partial.len() as u64;
     drop(tls);
-    let seen = report(&mut rx, "cut").await?;
-    let End::Cut(how) = &seen.end else {
-        return Err(format!("cut: the server saw {:?}", seen.end));
+    let seen = report(&mut rx).await?;
+    let cut = match &seen.end {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
+            ) =>
+        {
+            e.to_string()
+        }
+        end => return Err(format!("cut: the server saw {end:?}")),
     };
     let ok = seen.session.as_ref() == Some(&session) && seen.requests == 3;
-    ensure(ok && seen.epoch == Some(epoch2), || {
-        format!("cut: server report {seen:?}")
-    })?;
-    row("cut", format!("server saw: {how}"));
+    ensure(ok && seen.epoch == Some(epoch2), &format!("cut: {seen:?}"))?;
 
     // 4. Resume with early data, timed to the first response byte.
     let early = pattern(EARLY_LEN, 4);
     let start = Instant::now();
-    let mut tls = within("resumption", STEP_LIMIT, async {
-        connector
-            .resume(&session, dial().await?)
-            .await
-            .map_err(err("resumption"))
-    })
-    .await?;
-    ensure(client_conn(&tls)?.is_sending_early_data(), || {
-        "resumption: no early data".into()
-    })?;
-    let ack = within("early data", STEP_LIMIT, async {
+    let (mut tls, ack) = step("resumption", limit, async {
+        let tcp = dial().await?;
+        let mut tls = connector.resume(&session, tcp).await.map_err(text)?;
+        let early_ok = client_conn(&tls)?.is_sending_early_data();
+        ensure(early_ok, "no early data allowed")?;
         let mut msg = (EARLY_LEN as u64).to_be_bytes().to_vec();
         msg.extend_from_slice(&early);
-        tls.write_all(&msg).await.map_err(err("early data"))?;
+        tls.write_all(&msg).await.map_err(text)?;
         let all = client_conn(&tls)?.is_sending_early_data();
-        ensure(all, || {
-            "early data: some of it waited for the resumption".into()
-        })?;
-        tls.flush().await.map_err(err("early data"))?;
-        let ack = Ack::read(&mut tls, "early data").await?;
-        ack.check(
-            "early data",
-            digest(&SHA256, &early).as_ref(),
-            EARLY_LEN as u64,
-        )
+        ensure(all, "some early data waited for the resumption")?;
+        tls.flush().await.map_err(text)?;
+        let ack = Ack::read(&mut tls).await?;
+        let ack = ack.check(digest(&SHA256, &early).as_ref(), EARLY_LEN as u64)?;
+        let c = client_conn(&tls)?;
+        ensure(c.is_early_data_accepted(), "early data not accepted")?;
+        let resumed = !c.is_handshaking() && c.session_id() == Some(&session);
+        ensure(resumed, "not resumed")?;
+        Ok((tls, ack))
     })
     .await?;
-    let c = client_conn(&tls)?;
-    let accepted = c.is_early_data_accepted() && !c.is_handshaking();
-    ensure(accepted, || "resumption: early data not accepted".into())?;
+    let resumed = ms(ack.first_byte - start);
     let epoch3 = epoch(&tls);
-    let ok = epoch3 > epoch2 && c.session_id() == Some(&session);
-    ensure(ok, || {
-        format!(
-            "resumption: epoch {epoch2} -> {epoch3}, {:?}",
-            c.session_id()
-        )
-    })?;
-    let after = exchange(&mut tls, "after resumption", &pattern(CHUNK, 5)).await?;
-    ensure(after.epoch == epoch3, || {
-        format!("resumption: server epoch {}", after.epoch)
-    })?;
+    ensure(epoch3 > epoch2, "resumption: the epoch did not advance")?;
+    let later = pattern(CHUNK, 5);
+    let after = step("after resumption", limit, exchange(&mut tls, &later)).await?;
+    ensure(after.epoch == epoch3, "after resumption: the epochs differ")?;
     payload += (8 + EARLY_LEN + 8 + CHUNK + 2 * ACK_LEN) as u64;
-    let first = ms(ack.first_byte - start);
-    row(
-        "resumption",
-        format!("first response byte at {first} (epoch {epoch2} -> {epoch3})"),
-    );
-    row(
-        "early data",
-        format!("{EARLY_LEN} bytes accepted, SHA-256 verified"),
-    );
 
     // 5. Close: close_notify both ways.
-    within("close", STEP_LIMIT, async {
-        tls.shutdown().await.map_err(err("close"))?;
-        match tls.read(&mut [0u8; 16]).await {
-            Ok(0) => Ok(()),
-            Ok(_) => Err("close: data after close_notify".to_string()),
-            Err(e) => Err(format!("close: {e}")),
-        }
+    step("close", limit, async {
+        tls.shutdown().await.map_err(text)?;
+        let n = tls.read(&mut [0u8; 16]).await.map_err(text)?;
+        ensure(n == 0, "data after close_notify")
     })
     .await?;
-    let seen = report(&mut rx, "close").await?;
-    let ok = matches!(seen.end, End::Clean) && seen.requests == 2;
-    ensure(ok && seen.session == Some(session), || {
-        format!("close: server report {seen:?}")
-    })?;
-    row("close", "close_notify both ways".into());
+    let seen = report(&mut rx).await?;
+    let ok = seen.end.is_ok() && seen.requests == 2;
+    ensure(
+        ok && seen.session == Some(session),
+        &format!("close: {seen:?}"),
+    )?;
 
     let (sent, received) = (wire.sent.load(Relaxed), wire.received.load(Relaxed));
     let overhead = (sent + received) as f64 / payload as f64 * 100.0 - 100.0;
-    let (s, r, p) = (
+    let (sent, received, payload) = (
         DecimalBytes(sent),
         DecimalBytes(received),
         DecimalBytes(payload),
     );
-    row(
-        "bytes on the wire",
-        format!("{s} sent, {r} received: {overhead:.2} % over {p} of data"),
-    );
-    Ok(out)
+    Ok(format!(
+        "  suite              {suite}
+  handshake          {handshake} (first response byte {first})
+  transfer           {mib} MiB in {secs:.2} s, SHA-256 verified by the server
+  throughput         {rate:.1} MB/s
+  key updates        {updates} in the transfer (epochs {epoch0} -> {epoch1}, both sides agree)
+  update waits       {waited} (the writer waiting for confirmations)
+  update round       {round} (epoch {epoch1} -> {epoch2})
+  cut                the server saw: {cut}
+  resumption         first response byte {resumed} (epoch {epoch2} -> {epoch3})
+  early data         {EARLY_LEN} bytes accepted, SHA-256 verified
+  close              close_notify both ways
+  bytes on the wire  {sent} sent, {received} received
+  overhead           {overhead:.2} % over {payload} of application data
+"
+    ))
 }
