@@ -335,3 +335,59 @@ fn tunnel_survives_a_cut_upstream_connection() {
         assert!(got == sent, "stream corrupted across the cut");
     }
 }
+
+#[test]
+fn server_speaking_something_else_is_one_clear_line() {
+    let dir = Dir::new("garbage");
+    keygen(&dir, "server");
+    keygen(&dir, "client");
+    // A plain TCP service that answers like an HTTP server.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    });
+    let out = Command::new(BIN)
+        .args([
+            "client",
+            "--connect",
+            &format!("127.0.0.1:{port}"),
+            "--identity",
+            s(&dir.p("client.id")),
+            "--trust",
+            s(&dir.p("server.pub")),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("mlstls server") || err.contains("handshake"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // A refused connection is one line too.
+    let out = Command::new(BIN)
+        .args([
+            "client",
+            "--connect",
+            &format!("127.0.0.1:{}", free_port()),
+            "--identity",
+            s(&dir.p("client.id")),
+            "--trust",
+            s(&dir.p("server.pub")),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+}
