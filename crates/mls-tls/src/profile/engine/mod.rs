@@ -433,20 +433,8 @@ impl Engine {
         };
         let epoch = group.epoch().as_u64();
         let secrets = export(&group, &crypto, suite)?;
-        let meta = SessionMeta {
-            id: SessionId(group.group_id().as_slice().to_vec()),
-            suite,
-            initial_role: InitialRole::Responder,
-            state: StoredState::Synced,
-            pending: None,
-            last_commit_hash: None,
-            last_send_epoch: epoch,
-            peer_credential: peer.credential.clone(),
-            peer_signature_key: peer.signature_key.clone(),
-            created: 0,
-            last_used: 0,
-            version: 0,
-        };
+        // Timestamps are set when the session is confirmed and stored.
+        let meta = new_session_meta(&group, suite, InitialRole::Responder, &peer, 0);
         self.active = Some(Active {
             identity,
             crypto: Arc::new(crypto),
@@ -513,20 +501,13 @@ impl Engine {
 
         let epoch = group.epoch().as_u64();
         let secrets = export(&group, &hello.crypto, suite)?;
-        let meta = SessionMeta {
-            id: SessionId(group.group_id().as_slice().to_vec()),
+        let meta = new_session_meta(
+            &group,
             suite,
-            initial_role: InitialRole::Initiator,
-            state: StoredState::Synced,
-            pending: None,
-            last_commit_hash: None,
-            last_send_epoch: epoch,
-            peer_credential: peer.credential.clone(),
-            peer_signature_key: peer.signature_key.clone(),
-            created: store::secs(now),
-            last_used: store::secs(now),
-            version: 0,
-        };
+            InitialRole::Initiator,
+            &peer,
+            store::secs(now),
+        );
         self.config.store.transaction(|conn| {
             if store::exists(conn, &meta.id)? {
                 return Err(Error::HandshakeFailure(
@@ -561,21 +542,24 @@ impl Engine {
                     .map_err(mls_err)?;
                 a.meta.pending = None;
             }
-            let staged = process_commit(a, provider, body, &*verifier, |t| {
+            apply_and_confirm(a, provider, body, &*verifier, |t| {
                 t == TwoPartyMessageType::ConnectionUpdate
-            })?;
-            let secrets = export_staged(&staged, &a.crypto, a.meta.suite)?;
-            a.group
-                .merge_staged_commit(provider, *staged)
-                .map_err(mls_err)?;
-            let epoch = a.group.epoch().as_u64();
-            a.meta.last_commit_hash = Some(group::commit_hash(body));
-            a.meta.state = StoredState::Synced;
-            let eku = group::create_epoch_key_update(&mut a.group, provider, a.identity.signer())?;
-            let stuck = claim_send_epoch(a, provider, epoch)?;
-            Ok((eku, epoch, secrets, a.meta.suite, stuck))
+            })
         })?;
-        let (eku, epoch, secrets, suite, stuck) = result;
+        Ok(self.confirmation_events(result))
+    }
+
+    /// The events after applying a peer's commit: the EpochKeyUpdate under
+    /// the old sending keys, then the new sending keys (or the stuck
+    /// direction's update), and the new receiving keys as a candidate.
+    fn confirmation_events(&mut self, applied: Applied) -> Vec<Event> {
+        let Applied {
+            eku,
+            epoch,
+            secrets,
+            suite,
+            stuck,
+        } = applied;
         let (send, receive) = split(secrets, self.side);
         let mut events = vec![Event::Send(HandshakeMessage::new(
             HandshakeType::EpochKeyUpdate,
@@ -587,7 +571,7 @@ impl Engine {
             suite,
             secret: receive,
         }));
-        Ok(events)
+        events
     }
 
     /// Installs sending keys for a new epoch, or, when the key-reuse
@@ -747,6 +731,69 @@ impl Engine {
             }
         }
         result
+    }
+}
+
+/// A peer commit applied and answered (see [`apply_and_confirm`]).
+struct Applied {
+    eku: Vec<u8>,
+    epoch: u64,
+    secrets: TrafficSecrets,
+    suite: CipherSuite,
+    stuck: Option<Vec<u8>>,
+}
+
+/// Applies a peer commit (checked by [`process_commit`]), records it as
+/// the last merged commit, creates the EpochKeyUpdate in the new epoch and
+/// claims sending keys for it (SPEC 7, 8).
+fn apply_and_confirm(
+    a: &mut Active,
+    provider: &MlsProvider<'_>,
+    body: &[u8],
+    verifier: &dyn PeerVerifier,
+    type_ok: impl Fn(TwoPartyMessageType) -> bool,
+) -> Result<Applied, Fail> {
+    let staged = process_commit(a, provider, body, verifier, type_ok)?;
+    let secrets = export_staged(&staged, &a.crypto, a.meta.suite)?;
+    a.group
+        .merge_staged_commit(provider, *staged)
+        .map_err(mls_err)?;
+    let epoch = a.group.epoch().as_u64();
+    a.meta.last_commit_hash = Some(group::commit_hash(body));
+    a.meta.state = StoredState::Synced;
+    let eku = group::create_epoch_key_update(&mut a.group, provider, a.identity.signer())?;
+    let stuck = claim_send_epoch(a, provider, epoch)?;
+    Ok(Applied {
+        eku,
+        epoch,
+        secrets,
+        suite: a.meta.suite,
+        stuck,
+    })
+}
+
+/// The profile row of a newly established session.
+fn new_session_meta(
+    group: &MlsGroup,
+    suite: CipherSuite,
+    initial_role: InitialRole,
+    peer: &PeerIdentity,
+    now: u64,
+) -> SessionMeta {
+    let epoch = group.epoch().as_u64();
+    SessionMeta {
+        id: SessionId(group.group_id().as_slice().to_vec()),
+        suite,
+        initial_role,
+        state: StoredState::Synced,
+        pending: None,
+        last_commit_hash: None,
+        last_send_epoch: epoch,
+        peer_credential: peer.credential.clone(),
+        peer_signature_key: peer.signature_key.clone(),
+        created: now,
+        last_used: now,
+        version: 0,
     }
 }
 

@@ -8,7 +8,7 @@ use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::{Credential, OpenMlsProvider as _};
 
 use super::{
-    claim_send_epoch, export, export_staged, process_commit, split, Active, Engine, EpochSecret,
+    apply_and_confirm, export, export_staged, process_commit, split, Active, Engine, EpochSecret,
     Event, ProfileConfig, State,
 };
 use crate::error::Error;
@@ -237,7 +237,7 @@ impl Engine {
         now: SystemTime,
     ) -> Result<Vec<Event>, Error> {
         let verifier = self.config.verifier.clone();
-        let (eku, epoch, secrets, suite, stuck) = self.transition(now, |a, provider| {
+        let applied = self.transition(now, |a, provider| {
             let message = group::parse_private_message(body)?;
             let pending_epoch = a.group.pending_commit().map(|c| c.epoch());
             if pending_epoch != Some(message.epoch()) {
@@ -245,34 +245,14 @@ impl Engine {
             }
             a.group.merge_pending_commit(provider).map_err(mls_err)?;
             a.meta.pending = None;
-            let staged = process_commit(a, provider, body, &*verifier, |t| {
+            apply_and_confirm(a, provider, body, &*verifier, |t| {
                 matches!(
                     t,
                     TwoPartyMessageType::ResumptionResponse | TwoPartyMessageType::ConnectionUpdate
                 )
-            })?;
-            let secrets = export_staged(&staged, &a.crypto, a.meta.suite)?;
-            a.group
-                .merge_staged_commit(provider, *staged)
-                .map_err(mls_err)?;
-            let epoch = a.group.epoch().as_u64();
-            a.meta.last_commit_hash = Some(group::commit_hash(body));
-            a.meta.state = StoredState::Synced;
-            let eku = group::create_epoch_key_update(&mut a.group, provider, a.identity.signer())?;
-            let stuck = claim_send_epoch(a, provider, epoch)?;
-            Ok((eku, epoch, secrets, a.meta.suite, stuck))
+            })
         })?;
-        let (send, receive) = split(secrets, self.side);
-        let mut events = vec![Event::Send(HandshakeMessage::new(
-            HandshakeType::EpochKeyUpdate,
-            eku,
-        ))];
-        self.switch_sending(&mut events, epoch, suite, send, stuck);
-        events.push(Event::CandidateReceiveKeys(EpochSecret {
-            epoch,
-            suite,
-            secret: receive,
-        }));
+        let mut events = self.confirmation_events(applied);
         events.push(Event::Established);
         Ok(events)
     }
