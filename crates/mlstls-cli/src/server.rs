@@ -35,8 +35,10 @@ pub(crate) struct ServerArgs {
 }
 
 type Upstream = TlsStream<TcpStream>;
-/// Live streams: where a resumed connection of a stream is handed over.
-type Registry = Arc<Mutex<HashMap<u64, mpsc::Sender<(Upstream, u64)>>>>;
+/// Live streams, by the client's signature key and the stream id: where a
+/// resumed connection of a stream is handed over. Keyed by the key too, so
+/// one authenticated client cannot attach to another's stream.
+type Registry = Arc<Mutex<HashMap<(Vec<u8>, u64), mpsc::Sender<(Upstream, u64)>>>>;
 
 pub(crate) fn run(args: ServerArgs) -> Result<(), String> {
     let config = args.channel.server_config()?;
@@ -77,10 +79,18 @@ async fn serve(
         "stream {id:016x}: connection (epoch {:?})",
         tls.get_ref().1.epoch()
     );
+    let key = (
+        tls.get_ref()
+            .1
+            .peer_identity()
+            .map(|p| p.signature_key.clone())
+            .unwrap_or_default(),
+        id,
+    );
     let existing = registry
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get(&id)
+        .get(&key)
         .cloned();
     if let Some(tx) = existing {
         // A resumed connection of a live stream.
@@ -93,12 +103,12 @@ async fn serve(
     registry
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(id, tx);
+        .insert(key.clone(), tx);
     let result = run_stream(id, tls, received, rx, forward).await;
     registry
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .remove(&id);
+        .remove(&key);
     result
 }
 
