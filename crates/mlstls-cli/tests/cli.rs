@@ -81,20 +81,30 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `mlstls client` to `127.0.0.1:port` with `DIR/identity.id`, trusting
+/// the server's public line.
+fn client(dir: &Dir, identity: &str, port: u16) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("client")
+        .arg("--connect")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--identity")
+        .arg(dir.p(&format!("{identity}.id")))
+        .arg("--trust")
+        .arg(dir.p("server.pub"));
+    c
+}
+
 fn server(dir: &Dir, port: u16, mode: &[&str]) -> Proc {
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "server",
-        "--listen",
-        &listen,
-        "--identity",
-        s(&dir.p("server.id")).to_owned().leak(),
-        "--trust",
-        s(&dir.p("client.pub")).to_owned().leak(),
-    ];
-    args.extend_from_slice(mode);
     let child = Command::new(BIN)
-        .args(&args)
+        .arg("server")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--identity")
+        .arg(dir.p("server.id"))
+        .arg("--trust")
+        .arg(dir.p("client.pub"))
+        .args(mode)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -140,16 +150,7 @@ fn stdio_client_against_echo_server() {
     keygen(&dir, "client");
     let port = free_port();
     let _srv = server(&dir, port, &["--echo"]);
-    let mut child = Command::new(BIN)
-        .args([
-            "client",
-            "--connect",
-            &format!("127.0.0.1:{port}"),
-            "--identity",
-            s(&dir.p("client.id")),
-            "--trust",
-            s(&dir.p("server.pub")),
-        ])
+    let mut child = client(&dir, "client", port)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -183,16 +184,7 @@ fn untrusted_peer_is_refused_on_both_sides() {
     keygen(&dir, "mallory");
     let port = free_port();
     let mut srv = server(&dir, port, &["--echo"]);
-    let out = Command::new(BIN)
-        .args([
-            "client",
-            "--connect",
-            &format!("127.0.0.1:{port}"),
-            "--identity",
-            s(&dir.p("mallory.id")),
-            "--trust",
-            s(&dir.p("server.pub")),
-        ])
+    let out = client(&dir, "mallory", port)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -275,18 +267,8 @@ fn tunnel_survives_a_cut_upstream_connection() {
     let cutter = Cutter::start(proxy_port, server_port);
     let local_port = free_port();
     let _client = Proc(
-        Command::new(BIN)
-            .args([
-                "client",
-                "--connect",
-                &format!("127.0.0.1:{proxy_port}"),
-                "--identity",
-                s(&dir.p("client.id")),
-                "--trust",
-                s(&dir.p("server.pub")),
-                "--listen",
-                &format!("127.0.0.1:{local_port}"),
-            ])
+        client(&dir, "client", proxy_port)
+            .args(["--listen", &format!("127.0.0.1:{local_port}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -351,16 +333,7 @@ fn server_speaking_something_else_is_one_clear_line() {
             let _ = c.shutdown(Shutdown::Both);
         }
     });
-    let out = Command::new(BIN)
-        .args([
-            "client",
-            "--connect",
-            &format!("127.0.0.1:{port}"),
-            "--identity",
-            s(&dir.p("client.id")),
-            "--trust",
-            s(&dir.p("server.pub")),
-        ])
+    let out = client(&dir, "client", port)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -373,16 +346,7 @@ fn server_speaking_something_else_is_one_clear_line() {
     );
     assert!(!err.contains("panicked"), "{err}");
     // A refused connection is one line too.
-    let out = Command::new(BIN)
-        .args([
-            "client",
-            "--connect",
-            &format!("127.0.0.1:{}", free_port()),
-            "--identity",
-            s(&dir.p("client.id")),
-            "--trust",
-            s(&dir.p("server.pub")),
-        ])
+    let out = client(&dir, "client", free_port())
         .stdin(Stdio::null())
         .output()
         .unwrap();
