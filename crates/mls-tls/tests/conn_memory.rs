@@ -450,3 +450,50 @@ fn unconfirmed_update_times_out_and_session_is_kept() {
     assert!(matches!(c.process_new_packets(), Err(Error::Timeout(_))));
     assert_eq!(cc.store().list().unwrap().len(), 1);
 }
+
+/// The stuck direction of SPEC 8 on real connections: the initial
+/// responder's early data used an epoch number under a commit that was
+/// later dropped; when the session reaches that epoch again its sending is
+/// stuck, it moves on with a plaintext ConnectionUpdate, and data flows.
+#[test]
+fn stuck_direction_recovers_on_the_wire() {
+    let (a, b, ac, bc) = connected(SUITE);
+    let id = a.session_id().unwrap().clone();
+    drop((a, b));
+    // Each party can resume as the current initiator with its own config.
+    let b_as_client = Arc::new(ClientConfig {
+        common: bc.common.clone(),
+    });
+    let a_as_server = Arc::new(ServerConfig {
+        common: ac.common.clone(),
+    });
+    // B resumes; A answers; A's confirmation (EpochKeyUpdate) is lost.
+    let mut b1 = ClientConnection::resume(b_as_client.clone(), &id).unwrap();
+    let mut a1 = ServerConnection::new(a_as_server);
+    feed(&mut a1, &take(&mut b1)).unwrap();
+    feed(&mut b1, &take(&mut a1)).unwrap();
+    let _lost_confirmation = take(&mut b1);
+    // B resumes again with a fresh commit and early data; the flight is lost.
+    let mut b2 = ClientConnection::resume(b_as_client, &id).unwrap();
+    assert!(b2.is_sending_early_data());
+    b2.writer().write_all(b"lost early data").unwrap();
+    let _lost_flight = take(&mut b2);
+    // A resumes: B (Awaiting ResumptionResponse, initial responder) yields.
+    let mut a2 = ClientConnection::resume(ac, &id).unwrap();
+    let mut b3 = ServerConnection::new(bc);
+    feed(&mut b3, &take(&mut a2)).unwrap();
+    feed(&mut a2, &take(&mut b3)).unwrap();
+    // A's confirmation and its first data travel together; B reaches the
+    // epoch whose number its lost early data used, so B is stuck and must
+    // still accept A's data as ordinary data, not as (replayed) early data.
+    a2.writer().write_all(b"from A").unwrap();
+    feed(&mut b3, &take(&mut a2)).unwrap();
+    assert_eq!(read_all(&mut b3), b"from A");
+    assert!(!b3.is_handshaking());
+    b3.writer().write_all(b"from B").unwrap();
+    pump(&mut a2, &mut b3).unwrap();
+    assert_eq!(read_all(&mut a2), b"from B");
+    assert_eq!(a2.epoch(), b3.epoch());
+    assert_eq!(a2.profile_state(), mls_tls::profile::engine::State::Synced);
+    assert_eq!(b3.profile_state(), mls_tls::profile::engine::State::Synced);
+}

@@ -290,6 +290,12 @@ impl ConnectionCore {
                     self.bytes_since_update = 0;
                 }
                 Event::InstallReceiveKeys(s) => {
+                    if let EarlyData::Receiving { .. } = self.early {
+                        // The EpochKeyUpdate arrived: the resumption is
+                        // complete (even if this side's sending is stuck).
+                        self.early = EarlyData::None;
+                        self.handshaking = false;
+                    }
                     self.log_secret(&s, self.engine.side().peer());
                     self.joiner.check_key_change()?;
                     self.opener.install(s.secret.derive_keys(s.suite.aead())?)?;
@@ -315,12 +321,6 @@ impl ConnectionCore {
                     };
                 }
             }
-        }
-        if matches!(self.early, EarlyData::Receiving { .. }) && self.engine.state() == State::Synced
-        {
-            // The EpochKeyUpdate arrived: the resumption is complete.
-            self.early = EarlyData::None;
-            self.handshaking = false;
         }
         self.flush_pending()
     }
