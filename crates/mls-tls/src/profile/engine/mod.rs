@@ -124,6 +124,23 @@ struct Active {
     provisional: Option<Connection>,
 }
 
+impl Active {
+    /// Creates and stages a commit typed `typ` and records its bytes as the
+    /// pending commit, the bytes a resumption sends again unchanged.
+    fn commit_pending(
+        &mut self,
+        provider: &MlsProvider<'_>,
+        typ: TwoPartyMessageType,
+    ) -> Result<Vec<u8>, Error> {
+        let message = group::create_commit(&mut self.group, provider, self.identity.signer(), typ)?;
+        self.meta.pending = Some(PendingCommit {
+            message: message.clone(),
+            typ,
+        });
+        Ok(message)
+    }
+}
+
 /// A failure inside a transition, and whether it came from a message that
 /// authenticated (then the session is deleted, SPEC 8).
 struct Fail {
@@ -360,17 +377,8 @@ impl Engine {
             ));
         }
         let message = self.transition(now, |a, provider| {
-            let message = group::create_commit(
-                &mut a.group,
-                provider,
-                a.identity.signer(),
-                TwoPartyMessageType::ConnectionUpdate,
-            )?;
+            let message = a.commit_pending(provider, TwoPartyMessageType::ConnectionUpdate)?;
             a.meta.state = StoredState::AwaitingEpochKeyUpdate;
-            a.meta.pending = Some(PendingCommit {
-                message: message.clone(),
-                typ: TwoPartyMessageType::ConnectionUpdate,
-            });
             Ok(message)
         })?;
         self.state = State::AwaitingEpochKeyUpdate;
@@ -848,16 +856,7 @@ fn claim_send_epoch(
         a.meta.last_send_epoch = epoch;
         return Ok(None);
     }
-    let update = group::create_commit(
-        &mut a.group,
-        provider,
-        a.identity.signer(),
-        TwoPartyMessageType::ConnectionUpdate,
-    )?;
-    a.meta.pending = Some(PendingCommit {
-        message: update.clone(),
-        typ: TwoPartyMessageType::ConnectionUpdate,
-    });
+    let update = a.commit_pending(provider, TwoPartyMessageType::ConnectionUpdate)?;
     a.meta.state = StoredState::AwaitingEpochKeyUpdate;
     Ok(Some(update))
 }

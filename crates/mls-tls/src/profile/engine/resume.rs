@@ -42,16 +42,7 @@ impl Engine {
             engine.transition(now, |a, provider| {
                 let fresh = a.meta.pending.is_none();
                 if fresh {
-                    let message = group::create_commit(
-                        &mut a.group,
-                        provider,
-                        a.identity.signer(),
-                        TwoPartyMessageType::ResumptionRequest,
-                    )?;
-                    a.meta.pending = Some(PendingCommit {
-                        message,
-                        typ: TwoPartyMessageType::ResumptionRequest,
-                    });
+                    a.commit_pending(provider, TwoPartyMessageType::ResumptionRequest)?;
                 }
                 let staged = a
                     .group
@@ -178,19 +169,7 @@ impl Engine {
             // The response: the unconfirmed pending commit again, or fresh.
             let c2 = match &outcome {
                 Outcome::Retransmission { resend: Some(p) } => p.message.clone(),
-                _ => {
-                    let m = group::create_commit(
-                        &mut a.group,
-                        provider,
-                        a.identity.signer(),
-                        TwoPartyMessageType::ResumptionResponse,
-                    )?;
-                    a.meta.pending = Some(PendingCommit {
-                        message: m.clone(),
-                        typ: TwoPartyMessageType::ResumptionResponse,
-                    });
-                    m
-                }
+                _ => a.commit_pending(provider, TwoPartyMessageType::ResumptionResponse)?,
             };
             a.meta.state = StoredState::AwaitingEpochKeyUpdate;
             let epoch = a.group.epoch().as_u64();
