@@ -248,16 +248,6 @@ pub(crate) fn commit_hash(message: &[u8]) -> [u8; 32] {
     out
 }
 
-/// Deletes a group's OpenMLS data, if the group exists.
-pub(crate) fn delete_group_data(conn: &Connection, id: &SessionId) -> Result<(), Error> {
-    let storage = super::crypto::SqlStorage::new(conn);
-    let gid = GroupId::from_slice(&id.0);
-    if let Some(mut group) = MlsGroup::load(&storage, &gid).map_err(mls_err)? {
-        group.delete(&storage).map_err(mls_err)?;
-    }
-    Ok(())
-}
-
 /// Loads a group from storage.
 pub(crate) fn load_group(conn: &Connection, id: &SessionId) -> Result<Option<MlsGroup>, Error> {
     let storage = super::crypto::SqlStorage::new(conn);

@@ -13,7 +13,7 @@ use crate::profile::auth::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
 use crate::profile::crypto::{CryptoBackend, MlsProvider};
 use crate::profile::group::{self, mls_err};
 use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
-use crate::profile::persist::{copy_private_db, private_db};
+use crate::profile::persist::{private_db, snapshot, GroupDb};
 
 mod resume;
 #[cfg(test)]
@@ -21,7 +21,8 @@ mod tests;
 
 use crate::error::{Error, PeerMisbehaved};
 use crate::profile::store::{
-    self, InitialRole, Lease, PendingCommit, SessionId, SessionMeta, SessionStore, StoredState,
+    self, InitialRole, Lease, PendingCommit, Precondition, SessionId, SessionMeta, SessionStore,
+    StoredSession, StoredState,
 };
 use crate::profile::suite::CipherSuite;
 use crate::schedule::{Side, TrafficSecret, TrafficSecrets};
@@ -121,7 +122,7 @@ struct Active {
     peer: PeerIdentity,
     /// Responder only: the session is not stored until the initiator's
     /// first ciphertext record confirms it (SPEC 6).
-    provisional: Option<Connection>,
+    provisional: bool,
 }
 
 impl Active {
@@ -171,6 +172,9 @@ pub struct Engine {
     state: State,
     hello: Option<Hello>,
     active: Option<Active>,
+    /// The session's private OpenMLS database (see `persist`), once there
+    /// is a group.
+    db: Option<GroupDb>,
     /// A stuck direction waits for its ConnectionUpdate (SPEC 8).
     send_blocked: bool,
     /// This connection's claim on its session.
@@ -224,6 +228,7 @@ impl Engine {
                 db,
             }),
             active: None,
+            db: None,
             send_blocked: false,
             lease: None,
         };
@@ -239,6 +244,7 @@ impl Engine {
             state: State::AwaitingClientHello,
             hello: None,
             active: None,
+            db: None,
             send_blocked: false,
             lease: None,
         }
@@ -285,9 +291,7 @@ impl Engine {
 
     /// Whether the session is established and stored (not provisional).
     pub fn is_established(&self) -> bool {
-        self.active
-            .as_ref()
-            .is_some_and(|a| a.provisional.is_none())
+        self.active.as_ref().is_some_and(|a| !a.provisional)
     }
 
     /// The ciphersuite, once a group exists.
@@ -349,22 +353,18 @@ impl Engine {
     /// Responder: the initiator's first ciphertext record arrived, so the
     /// provisional session is confirmed and stored (SPEC 6).
     pub fn confirm(&mut self, now: SystemTime) -> Result<Vec<Event>, Error> {
-        let Some(active) = self.active.as_mut() else {
+        let (Some(active), Some(db)) = (self.active.as_mut(), self.db.as_mut()) else {
             return Ok(Vec::new());
         };
-        let Some(db) = active.provisional.take() else {
+        if !active.provisional {
             return Ok(Vec::new());
-        };
+        }
         active.meta.created = store::secs(now);
         active.meta.last_used = active.meta.created;
-        let meta = &active.meta;
-        self.config.store.transaction(|conn| {
-            if store::exists(conn, &meta.id)? {
-                return Err(Error::HandshakeFailure("session id already stored".into()));
-            }
-            copy_private_db(&db, conn)?;
-            store::save_meta(conn, meta)
+        store_new(&self.config.store, &active.meta, db).map_err(|e| {
+            e.unwrap_or_else(|| Error::HandshakeFailure("session id already stored".into()))
         })?;
+        active.provisional = false;
         self.claim();
         Ok(vec![Event::Established])
     }
@@ -449,8 +449,9 @@ impl Engine {
             group,
             meta,
             peer,
-            provisional: Some(db),
+            provisional: true,
         });
+        self.db = Some(GroupDb::Open(db));
         self.state = State::Synced;
         let mut events = vec![Event::Send(HandshakeMessage::new(
             HandshakeType::ServerHello,
@@ -516,14 +517,11 @@ impl Engine {
             &peer,
             store::secs(now),
         );
-        self.config.store.transaction(|conn| {
-            if store::exists(conn, &meta.id)? {
-                return Err(Error::HandshakeFailure(
-                    "Welcome names a group id that is already stored".into(),
-                ));
-            }
-            copy_private_db(&hello.db, conn)?;
-            store::save_meta(conn, &meta)
+        let mut db = GroupDb::Open(hello.db);
+        store_new(&self.config.store, &meta, &mut db).map_err(|e| {
+            e.unwrap_or_else(|| {
+                Error::HandshakeFailure("Welcome names a group id that is already stored".into())
+            })
         })?;
         self.active = Some(Active {
             identity: hello.identity,
@@ -531,8 +529,9 @@ impl Engine {
             group,
             meta,
             peer,
-            provisional: None,
+            provisional: false,
         });
+        self.db = Some(db);
         self.state = State::Synced;
         self.claim();
         let mut events = install_both(epoch, suite, secrets, self.side);
@@ -684,61 +683,110 @@ impl Engine {
         f: impl FnOnce(&mut Active, &MlsProvider<'_>) -> Result<R, Fail>,
     ) -> Result<R, Error> {
         let store = self.config.store.clone();
-        let active = self.active.as_mut().ok_or(Error::ApiMisuse("no session"))?;
-        let crypto = active.crypto.clone();
-        if let Some(db) = active.provisional.take() {
-            // Not stored yet: work on the private database. A failure ends
-            // the provisional session anyway.
-            let result = f(active, &MlsProvider::new(&crypto, &db)).map_err(|fail| fail.error);
-            active.provisional = Some(db);
-            return result;
-        }
-        let mut failure = None;
-        let result = store.transaction(|conn| {
-            if store::stored_version(conn, &active.meta.id)? != Some(active.meta.version) {
-                // Another connection resumed (or ended) this session since
-                // this one loaded it (SPEC 8: the older connection closes).
+        let (Some(active), Some(group_db)) = (self.active.as_mut(), self.db.as_mut()) else {
+            return Err(Error::ApiMisuse("no session"));
+        };
+        let (id, version) = (&active.meta.id, active.meta.version);
+        match group_db.open(&store, id, version) {
+            Ok(_) => {}
+            Err(Error::Superseded) => {
+                // Another connection owns the session now (SPEC 8).
+                self.active = None;
+                self.db = None;
+                self.state = State::Closed;
                 return Err(Error::Superseded);
             }
-            let provider = MlsProvider::new(&crypto, conn);
-            match f(active, &provider) {
-                Ok(r) => {
-                    active.meta.last_used = store::secs(now);
-                    active.meta.version += 1;
-                    store::save_meta(conn, &active.meta)?;
-                    Ok(r)
-                }
-                Err(fail) => {
-                    let e = fail.error.clone();
-                    failure = Some(fail);
-                    Err(e)
+            Err(e) => return Err(e),
+        }
+        let db = group_db.open(&store, id, version)?;
+        let crypto = active.crypto.clone();
+        if active.provisional {
+            // Not stored yet: a failure ends the provisional session anyway.
+            return f(active, &MlsProvider::new(&crypto, db)).map_err(|fail| fail.error);
+        }
+        let before = active.meta.clone();
+        let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Deferred)
+            .map_err(store::store_err)?;
+        let mut delete = false;
+        let outcome = match f(active, &MlsProvider::new(&crypto, &tx)) {
+            Ok(r) => {
+                active.meta.last_used = store::secs(now);
+                active.meta.version = before.version + 1;
+                let saved = snapshot(&tx).and_then(|group| {
+                    let session = StoredSession {
+                        meta: active.meta.clone(),
+                        group,
+                    };
+                    store.save(&session, Precondition::Version(before.version))
+                });
+                match saved {
+                    Ok(true) => Ok(r),
+                    // Another connection resumed (or ended) this session
+                    // since this one loaded it (SPEC 8: the older closes).
+                    Ok(false) => Err(Error::Superseded),
+                    Err(e) => Err(e),
                 }
             }
-        });
-        if let Err(Error::Superseded) = result {
-            // Another connection owns the session now: this engine must
-            // never touch it again, not even by reloading it.
-            self.active = None;
-            self.state = State::Closed;
-        } else if result.is_err() {
-            let id = active.meta.id.clone();
-            let delete = failure.as_ref().is_some_and(|f| f.delete);
-            let reload = store.transaction(|conn| {
-                if delete {
-                    store::delete_in(conn, &id)?;
-                    return Ok(None);
+            Err(fail) => {
+                delete = fail.delete;
+                Err(fail.error)
+            }
+        };
+        let error = match outcome {
+            // Stored: the private copy follows.
+            Ok(r) => {
+                tx.commit().map_err(store::store_err)?;
+                if active.meta.state == StoredState::Synced {
+                    // Idle until the next update: the store has the state.
+                    *group_db = GroupDb::Parked;
                 }
-                Ok(Some((
-                    group::load_group(conn, &id)?,
-                    store::load_meta(conn, &id)?,
-                )))
-            });
-            if let Ok(Some((Some(group), Some(meta)))) = reload {
+                return Ok(r);
+            }
+            Err(error) => {
+                drop(tx); // rolls back
+                error
+            }
+        };
+        if matches!(error, Error::Superseded) {
+            // Another connection owns the session now: this engine must
+            // never touch it again.
+            self.active = None;
+            self.db = None;
+            self.state = State::Closed;
+        } else if delete {
+            let _ = store.delete(&before.id);
+        } else {
+            // The transaction rolled back: go back to the stored state.
+            active.meta = before;
+            if let Ok(Some(group)) = group::load_group(db, &active.meta.id) {
                 active.group = group;
-                active.meta = meta;
             }
         }
-        result
+        Err(error)
+    }
+}
+
+/// Stores a new session from its private database, unless one with the same
+/// id exists (`Err(None)`); then parks the database.
+fn store_new(
+    store: &SessionStore,
+    meta: &SessionMeta,
+    db: &mut GroupDb,
+) -> Result<(), Option<Error>> {
+    let GroupDb::Open(conn) = db else {
+        return Err(Some(Error::ApiMisuse("new session without its database")));
+    };
+    let session = StoredSession {
+        meta: meta.clone(),
+        group: snapshot(conn).map_err(Some)?,
+    };
+    match store.save(&session, Precondition::Absent) {
+        Ok(true) => {
+            *db = GroupDb::Parked;
+            Ok(())
+        }
+        Ok(false) => Err(None),
+        Err(e) => Err(Some(e)),
     }
 }
 

@@ -15,7 +15,8 @@ use crate::error::Error;
 use crate::profile::auth::PeerIdentity;
 use crate::profile::group::{self, mls_err};
 use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
-use crate::profile::store::{self, InitialRole, PendingCommit, SessionId, StoredState};
+use crate::profile::persist::{private_db, restore, GroupDb};
+use crate::profile::store::{InitialRole, PendingCommit, SessionId, StoredState};
 use crate::schedule::Side;
 
 impl Engine {
@@ -27,13 +28,14 @@ impl Engine {
         id: &SessionId,
         now: SystemTime,
     ) -> Result<(Self, Vec<Event>, Resumption), Error> {
-        let active = load_active(&config, id)?;
+        let (active, db) = load_active(&config, id)?;
         let mut engine = Self {
             config,
             side: Side::Client,
             state: State::AwaitingResumptionResponse,
             hello: None,
             active: Some(active),
+            db: Some(GroupDb::Open(db)),
             send_blocked: false,
             lease: None,
         };
@@ -96,7 +98,7 @@ impl Engine {
     ) -> Result<Vec<Event>, Error> {
         let message = group::parse_private_message(body)?;
         let id = SessionId(message.group_id().as_slice().to_vec());
-        let active = match load_active(&self.config, &id) {
+        let (active, db) = match load_active(&self.config, &id) {
             Err(Error::HandshakeFailure(_)) => {
                 return Err(Error::HandshakeFailure("unknown session".into()))
             }
@@ -110,6 +112,7 @@ impl Engine {
             return Err(Error::ResumptionRefused);
         }
         self.active = Some(active);
+        self.db = Some(GroupDb::Open(db));
         self.side = Side::Server;
         let verifier = self.config.verifier.clone();
         let (outcome, c2, response_epoch, suite) = self.transition(now, |a, provider| {
@@ -254,14 +257,20 @@ pub struct Resumption {
     pub early_data: bool,
 }
 
-/// Loads a stored session into memory.
-pub(super) fn load_active(config: &ProfileConfig, id: &SessionId) -> Result<Active, Error> {
-    let (group, meta) = config
+/// Loads a stored session into memory, with its private database.
+pub(super) fn load_active(
+    config: &ProfileConfig,
+    id: &SessionId,
+) -> Result<(Active, rusqlite::Connection), Error> {
+    let stored = config
         .store
-        .transaction(|conn| Ok((group::load_group(conn, id)?, store::load_meta(conn, id)?)))?;
-    let (Some(group), Some(meta)) = (group, meta) else {
-        return Err(Error::HandshakeFailure(format!("no stored session {id}")));
-    };
+        .load(id)?
+        .ok_or_else(|| Error::HandshakeFailure(format!("no stored session {id}")))?;
+    let db = private_db()?;
+    restore(&db, &stored.group)?;
+    let group = group::load_group(&db, id)?
+        .ok_or_else(|| Error::Store(format!("stored session {id} has no group")))?;
+    let meta = stored.meta;
     let identity = config
         .identities
         .iter()
@@ -276,12 +285,13 @@ pub(super) fn load_active(config: &ProfileConfig, id: &SessionId) -> Result<Acti
             .unwrap_or_default(),
         signature_key: meta.peer_signature_key.clone(),
     };
-    Ok(Active {
+    let active = Active {
         identity,
         crypto,
         group,
         meta,
         peer,
-        provisional: None,
-    })
+        provisional: false,
+    };
+    Ok((active, db))
 }

@@ -58,18 +58,20 @@ fn pair() -> (Engine, Engine) {
     (c, s)
 }
 
-/// Runs `f` on `e`'s group inside its store, to forge a message as that
+/// Runs `f` on `e`'s group in its private database (not stored), to forge a message as that
 /// party (its own state after forging does not matter).
 fn forge(
     e: &mut Engine,
     f: impl FnOnce(&mut MlsGroup, &MlsProvider<'_>, &Identity) -> Result<Vec<u8>, Error>,
 ) -> Vec<u8> {
-    let store = e.config.store.clone();
     let a = e.active.as_mut().unwrap();
+    let db =
+        e.db.as_mut()
+            .unwrap()
+            .open(&e.config.store, &a.meta.id, a.meta.version)
+            .unwrap();
     let crypto = a.crypto.clone();
-    store
-        .transaction(|conn| f(&mut a.group, &MlsProvider::new(&crypto, conn), &a.identity))
-        .unwrap()
+    f(&mut a.group, &MlsProvider::new(&crypto, db), &a.identity).unwrap()
 }
 
 fn stored(e: &Engine) -> usize {
@@ -396,4 +398,82 @@ fn expired_and_deleted_sessions_are_gone() {
     let err = Engine::resume(c.config.clone(), &id, now()).unwrap_err();
     assert_eq!(err.alert(), Some(AlertDescription::HandshakeFailure));
     assert!(!store.delete(&id).unwrap());
+}
+
+#[test]
+fn group_snapshots_restore_exactly_and_damage_is_a_store_error() {
+    use crate::profile::persist::{private_db, restore, snapshot};
+    let (mut c, _s) = pair();
+    let id = c.session_id().unwrap().clone();
+    let meta = c.active.as_ref().unwrap().meta.clone();
+    let db = c.db.as_mut().unwrap();
+    let snap = snapshot(db.open(&c.config.store, &id, meta.version).unwrap()).unwrap();
+    let db = private_db().unwrap();
+    restore(&db, &snap).unwrap();
+    let group = group::load_group(&db, &id).unwrap().unwrap();
+    assert_eq!(group.epoch(), c.active.as_ref().unwrap().group.epoch());
+    assert_eq!(
+        snapshot(&db).unwrap(),
+        snap,
+        "restore then snapshot is the identity"
+    );
+
+    // Every truncation fails cleanly, except one between rows (a valid,
+    // shorter snapshot).
+    for cut in 0..snap.len() {
+        let r = restore(&private_db().unwrap(), &snap[..cut]);
+        assert_eq!(r.is_ok(), is_row_boundary(&snap, cut), "cut at {cut}");
+    }
+    // A table name the schema does not have is refused, not interpolated.
+    let mut evil = b"MLSTLS-GROUP-1".to_vec();
+    let name = b"openmls_x\"; DROP TABLE openmls_group_data; --";
+    evil.extend_from_slice(&(name.len() as u32).to_be_bytes());
+    evil.extend_from_slice(name);
+    evil.extend_from_slice(&0u16.to_be_bytes());
+    let r = restore(&private_db().unwrap(), &evil);
+    assert!(matches!(r, Err(Error::Store(ref m)) if m.contains("unknown table")));
+    // A wrong column count is an error too.
+    let mut short = b"MLSTLS-GROUP-1".to_vec();
+    let table = b"openmls_group_data";
+    short.extend_from_slice(&(table.len() as u32).to_be_bytes());
+    short.extend_from_slice(table);
+    short.extend_from_slice(&1u16.to_be_bytes());
+    short.push(0);
+    assert!(matches!(
+        restore(&private_db().unwrap(), &short),
+        Err(Error::Store(_))
+    ));
+}
+
+/// Whether `cut` falls exactly between two rows of a snapshot (a valid,
+/// shorter snapshot).
+fn is_row_boundary(snap: &[u8], cut: usize) -> bool {
+    let mut r = &snap[14..];
+    let mut at = 14;
+    while !r.is_empty() {
+        if at == cut {
+            return true;
+        }
+        let skip = |r: &mut &[u8], n: usize| {
+            *r = &r[n..];
+        };
+        let len = u32::from_be_bytes(r[..4].try_into().unwrap()) as usize;
+        skip(&mut r, 4 + len);
+        let cols = u16::from_be_bytes(r[..2].try_into().unwrap());
+        skip(&mut r, 2);
+        for _ in 0..cols {
+            let tag = r[0];
+            skip(&mut r, 1);
+            match tag {
+                1 | 2 => skip(&mut r, 8),
+                3 | 4 => {
+                    let len = u32::from_be_bytes(r[..4].try_into().unwrap()) as usize;
+                    skip(&mut r, 4 + len);
+                }
+                _ => {}
+            }
+        }
+        at = snap.len() - r.len();
+    }
+    at == cut
 }

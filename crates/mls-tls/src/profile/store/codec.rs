@@ -1,0 +1,240 @@
+//! The byte form of a [`StoredSession`]: a versioned, length-prefixed
+//! record. Strict on read: a damaged record is an error, never a panic.
+
+use zeroize::Zeroizing;
+
+use super::{InitialRole, PendingCommit, SessionId, SessionMeta, StoredSession, StoredState};
+use crate::error::Error;
+use crate::profile::message::TwoPartyMessageType;
+use crate::profile::suite::CipherSuite;
+
+const MAGIC: &[u8] = b"MLSTLS-SESSION-1";
+
+pub(super) fn encode(s: &StoredSession) -> Zeroizing<Vec<u8>> {
+    let m = &s.meta;
+    let mut out = Zeroizing::new(Vec::with_capacity(
+        128 + m.peer_credential.len() + s.group.len(),
+    ));
+    out.extend_from_slice(MAGIC);
+    put_bytes(&mut out, &m.id.0);
+    out.extend_from_slice(&m.suite.code_point().to_be_bytes());
+    out.push(role_to_u8(m.initial_role));
+    out.push(state_to_u8(m.state));
+    match &m.pending {
+        Some(p) => {
+            out.push(1);
+            out.push(p.typ.to_u8());
+            put_bytes(&mut out, &p.message);
+        }
+        None => out.push(0),
+    }
+    match &m.last_commit_hash {
+        Some(h) => {
+            out.push(1);
+            out.extend_from_slice(h);
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(&m.last_send_epoch.to_be_bytes());
+    put_bytes(&mut out, &m.peer_credential);
+    put_bytes(&mut out, &m.peer_signature_key);
+    out.extend_from_slice(&m.created.to_be_bytes());
+    out.extend_from_slice(&m.last_used.to_be_bytes());
+    out.extend_from_slice(&m.version.to_be_bytes());
+    put_bytes(&mut out, &s.group);
+    out
+}
+
+pub(super) fn decode(bytes: &[u8]) -> Result<StoredSession, Error> {
+    let mut r = Reader(
+        bytes
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| bad("not a stored MLS-TLS session"))?,
+    );
+    let id = SessionId(r.bytes()?.to_vec());
+    let suite = suite_from_u16(r.u16()?)?;
+    let initial_role = role_from_u8(r.u8()?)?;
+    let state = state_from_u8(r.u8()?)?;
+    let pending = match r.u8()? {
+        0 => None,
+        1 => {
+            let typ = TwoPartyMessageType::from_u8(r.u8()?)
+                .ok_or_else(|| bad("bad pending commit type"))?;
+            Some(PendingCommit {
+                typ,
+                message: r.bytes()?.to_vec(),
+            })
+        }
+        _ => return Err(bad("bad pending commit flag")),
+    };
+    let last_commit_hash = match r.u8()? {
+        0 => None,
+        1 => Some(<[u8; 32]>::try_from(r.take(32)?).map_err(|_| bad("bad hash"))?),
+        _ => return Err(bad("bad commit hash flag")),
+    };
+    let meta = SessionMeta {
+        id,
+        suite,
+        initial_role,
+        state,
+        pending,
+        last_commit_hash,
+        last_send_epoch: r.u64()?,
+        peer_credential: r.bytes()?.to_vec(),
+        peer_signature_key: r.bytes()?.to_vec(),
+        created: r.u64()?,
+        last_used: r.u64()?,
+        version: r.u64()?,
+    };
+    let group = Zeroizing::new(r.bytes()?.to_vec());
+    if !r.0.is_empty() {
+        return Err(bad("trailing bytes after a stored session"));
+    }
+    Ok(StoredSession { meta, group })
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    // Records are built by us from bounded MLS objects: never near 4 GiB.
+    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        let (head, rest) = self
+            .0
+            .split_at_checked(n)
+            .ok_or_else(|| bad("truncated stored session"))?;
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, Error> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, Error> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, Error> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], Error> {
+        let b = self.take(4)?;
+        let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        self.take(len as usize)
+    }
+}
+
+fn bad(why: &str) -> Error {
+    Error::Store(why.into())
+}
+
+pub(super) fn suite_from_u16(v: u16) -> Result<CipherSuite, Error> {
+    CipherSuite::from_code_point(v).ok_or_else(|| Error::Store(format!("unknown suite {v:#06x}")))
+}
+
+pub(super) fn role_to_u8(r: InitialRole) -> u8 {
+    match r {
+        InitialRole::Initiator => 0,
+        InitialRole::Responder => 1,
+    }
+}
+
+pub(super) fn role_from_u8(v: u8) -> Result<InitialRole, Error> {
+    match v {
+        0 => Ok(InitialRole::Initiator),
+        1 => Ok(InitialRole::Responder),
+        _ => Err(bad("bad initial role")),
+    }
+}
+
+fn state_to_u8(s: StoredState) -> u8 {
+    match s {
+        StoredState::Synced => 0,
+        StoredState::AwaitingEpochKeyUpdate => 1,
+        StoredState::AwaitingResumptionResponse => 2,
+    }
+}
+
+fn state_from_u8(v: u8) -> Result<StoredState, Error> {
+    match v {
+        0 => Ok(StoredState::Synced),
+        1 => Ok(StoredState::AwaitingEpochKeyUpdate),
+        2 => Ok(StoredState::AwaitingResumptionResponse),
+        _ => Err(bad("bad state")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(pending: bool) -> StoredSession {
+        StoredSession {
+            meta: SessionMeta {
+                id: SessionId(vec![7; 32]),
+                suite: CipherSuite::DEFAULT,
+                initial_role: InitialRole::Responder,
+                state: if pending {
+                    StoredState::AwaitingEpochKeyUpdate
+                } else {
+                    StoredState::Synced
+                },
+                pending: pending.then(|| PendingCommit {
+                    message: vec![1, 2, 3],
+                    typ: TwoPartyMessageType::ConnectionUpdate,
+                }),
+                last_commit_hash: pending.then_some([9; 32]),
+                last_send_epoch: 5,
+                peer_credential: vec![4; 40],
+                peer_signature_key: vec![5; 32],
+                created: 1_700_000_000,
+                last_used: 1_700_000_100,
+                version: 12,
+            },
+            group: Zeroizing::new(vec![0xAB; 300]),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_rejects_every_truncation_and_trailing_bytes() {
+        for pending in [false, true] {
+            let s = sample(pending);
+            let bytes = encode(&s);
+            assert_eq!(decode(&bytes).unwrap(), s);
+            for cut in 0..bytes.len() {
+                assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            let mut extra = bytes.to_vec();
+            extra.push(0);
+            assert!(matches!(decode(&extra), Err(Error::Store(_))));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_enumerations() {
+        let bytes = encode(&sample(true));
+        let id_end = MAGIC.len() + 4 + 32;
+        // suite, role, state, pending flag, pending type
+        for (offset, value) in [
+            (id_end, 0xFFu8),
+            (id_end + 2, 2),
+            (id_end + 3, 3),
+            (id_end + 4, 2),
+            (id_end + 5, 0),
+        ] {
+            let mut b = bytes.to_vec();
+            b[offset] = value;
+            assert!(decode(&b).is_err(), "offset {offset}");
+        }
+    }
+}
