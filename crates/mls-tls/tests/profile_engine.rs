@@ -42,6 +42,37 @@ fn handshake_establishes_both_sides_classical_and_pq() {
     }
 }
 
+/// Every suite (0x0007 runs on MLS-TLS's own P-384 HPKE) through the whole
+/// life of a session: handshake, an update from each side, a resumption
+/// with early data, and an update after it.
+#[test]
+fn handshake_update_resume_every_suite() {
+    for suite in CipherSuite::ALL {
+        let mut sim = Sim::new(suite);
+        sim.handshake();
+        sim.assert_in_sync();
+        for by_client in [true, false] {
+            sim.update(by_client);
+            sim.run().unwrap();
+            sim.data_both();
+            sim.run().unwrap();
+            sim.assert_in_sync();
+        }
+        assert_eq!(sim.client.engine.epoch(), Some(3), "{suite}");
+        assert!(sim.cut_and_resume(true), "{suite}");
+        sim.early_data(true);
+        sim.settle();
+        assert_eq!(sim.server.early_allowed, Some(true), "{suite}");
+        assert_eq!(sim.client.engine.epoch(), Some(5), "{suite}");
+        sim.update(false);
+        sim.run().unwrap();
+        sim.data_both();
+        sim.run().unwrap();
+        sim.assert_in_sync();
+        assert_eq!(sim.server.engine.epoch(), Some(6), "{suite}");
+    }
+}
+
 #[test]
 fn update_by_initiator_then_responder() {
     let mut sim = Sim::new(CipherSuite::from_code_point(0x0001).unwrap());

@@ -23,6 +23,7 @@ use openmls_traits::types::{
 use openmls_traits::OpenMlsProvider;
 use tls_codec::SecretVLBytes;
 
+use super::hpke_p384;
 use super::suite::{Backend, CipherSuite};
 
 /// The crypto (and randomness) provider for one suite, picked at run time by
@@ -36,14 +37,21 @@ pub(crate) enum CryptoBackend {
     Libcrux(openmls_libcrux_crypto::CryptoProvider),
     /// `openmls_rust_crypto`: suites 0x0002, 0x0042, 0x0051, 0x0052.
     RustCrypto(openmls_rust_crypto::RustCrypto),
+    /// Suite 0x0007, which neither provider offers: `openmls_rust_crypto` for
+    /// everything except HPKE with DHKEM(P-384), which goes to MLS-TLS's own
+    /// RFC 9180 code on aws-lc-rs ([`hpke_p384`]).
+    RustCryptoP384(openmls_rust_crypto::RustCrypto),
 }
+
+/// The ciphersuite only [`CryptoBackend::RustCryptoP384`] adds to rust_crypto.
+const P384_SUITE: Ciphersuite = Ciphersuite::MLS_256_DHKEMP384_AES256GCM_SHA384_P384;
 
 /// Run `$body` with `$c` bound to the provider inside a [`CryptoBackend`].
 macro_rules! dispatch {
     ($backend:expr, $c:ident => $body:expr) => {
         match $backend {
             CryptoBackend::Libcrux($c) => $body,
-            CryptoBackend::RustCrypto($c) => $body,
+            CryptoBackend::RustCrypto($c) | CryptoBackend::RustCryptoP384($c) => $body,
         }
     };
 }
@@ -57,6 +65,9 @@ impl CryptoBackend {
         let backend = match suite.backend() {
             Backend::Libcrux => Self::Libcrux(openmls_libcrux_crypto::CryptoProvider::new()?),
             Backend::RustCrypto => Self::RustCrypto(openmls_rust_crypto::RustCrypto::default()),
+            Backend::RustCryptoP384 => {
+                Self::RustCryptoP384(openmls_rust_crypto::RustCrypto::default())
+            }
         };
         // Only a sanity check: libcrux's `supports()` ignores the KEM, which
         // is why `CipherSuite::backend` is an explicit list.
@@ -70,17 +81,25 @@ impl fmt::Debug for CryptoBackend {
         f.write_str(match self {
             Self::Libcrux(_) => "CryptoBackend::Libcrux",
             Self::RustCrypto(_) => "CryptoBackend::RustCrypto",
+            Self::RustCryptoP384(_) => "CryptoBackend::RustCryptoP384",
         })
     }
 }
 
 impl OpenMlsCrypto for CryptoBackend {
     fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
-        dispatch!(self, c => c.supports(ciphersuite))
+        match self {
+            Self::RustCryptoP384(_) if ciphersuite == P384_SUITE => Ok(()),
+            _ => dispatch!(self, c => c.supports(ciphersuite)),
+        }
     }
 
     fn supported_ciphersuites(&self) -> Vec<Ciphersuite> {
-        dispatch!(self, c => c.supported_ciphersuites())
+        let mut suites = dispatch!(self, c => c.supported_ciphersuites());
+        if matches!(self, Self::RustCryptoP384(_)) && !suites.contains(&P384_SUITE) {
+            suites.push(P384_SUITE);
+        }
+        suites
     }
 
     fn hkdf_extract(
@@ -163,7 +182,12 @@ impl OpenMlsCrypto for CryptoBackend {
         aad: &[u8],
         ptxt: &[u8],
     ) -> Result<HpkeCiphertext, CryptoError> {
-        dispatch!(self, c => c.hpke_seal(config, pk_r, info, aad, ptxt))
+        match self {
+            Self::RustCryptoP384(_) if hpke_p384::handles(&config) => {
+                hpke_p384::seal(&config, pk_r, info, aad, ptxt)
+            }
+            _ => dispatch!(self, c => c.hpke_seal(config, pk_r, info, aad, ptxt)),
+        }
     }
 
     fn hpke_open(
@@ -174,7 +198,12 @@ impl OpenMlsCrypto for CryptoBackend {
         info: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        dispatch!(self, c => c.hpke_open(config, input, sk_r, info, aad))
+        match self {
+            Self::RustCryptoP384(_) if hpke_p384::handles(&config) => {
+                hpke_p384::open(&config, input, sk_r, info, aad)
+            }
+            _ => dispatch!(self, c => c.hpke_open(config, input, sk_r, info, aad)),
+        }
     }
 
     fn hpke_setup_sender_and_export(
@@ -185,13 +214,24 @@ impl OpenMlsCrypto for CryptoBackend {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<(KemOutput, ExporterSecret), CryptoError> {
-        dispatch!(self, c => c.hpke_setup_sender_and_export(
-            config,
-            pk_r,
-            info,
-            exporter_context,
-            exporter_length,
-        ))
+        match self {
+            Self::RustCryptoP384(_) if hpke_p384::handles(&config) => {
+                hpke_p384::setup_sender_and_export(
+                    &config,
+                    pk_r,
+                    info,
+                    exporter_context,
+                    exporter_length,
+                )
+            }
+            _ => dispatch!(self, c => c.hpke_setup_sender_and_export(
+                config,
+                pk_r,
+                info,
+                exporter_context,
+                exporter_length,
+            )),
+        }
     }
 
     fn hpke_setup_receiver_and_export(
@@ -203,14 +243,26 @@ impl OpenMlsCrypto for CryptoBackend {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<ExporterSecret, CryptoError> {
-        dispatch!(self, c => c.hpke_setup_receiver_and_export(
-            config,
-            enc,
-            sk_r,
-            info,
-            exporter_context,
-            exporter_length,
-        ))
+        match self {
+            Self::RustCryptoP384(_) if hpke_p384::handles(&config) => {
+                hpke_p384::setup_receiver_and_export(
+                    &config,
+                    enc,
+                    sk_r,
+                    info,
+                    exporter_context,
+                    exporter_length,
+                )
+            }
+            _ => dispatch!(self, c => c.hpke_setup_receiver_and_export(
+                config,
+                enc,
+                sk_r,
+                info,
+                exporter_context,
+                exporter_length,
+            )),
+        }
     }
 
     fn derive_hpke_keypair(
@@ -218,7 +270,12 @@ impl OpenMlsCrypto for CryptoBackend {
         config: HpkeConfig,
         ikm: &[u8],
     ) -> Result<HpkeKeyPair, CryptoError> {
-        dispatch!(self, c => c.derive_hpke_keypair(config, ikm))
+        match self {
+            Self::RustCryptoP384(_) if hpke_p384::handles(&config) => {
+                hpke_p384::derive_key_pair(&config, ikm)
+            }
+            _ => dispatch!(self, c => c.derive_hpke_keypair(config, ikm)),
+        }
     }
     // The trait's other methods (`hpke_open_psk`, `hpke_seal_psk_resolved_aad`,
     // `ff1_aes128_*`) only exist with openmls_traits' `targeted-messages-draft`
@@ -260,14 +317,18 @@ impl OpenMlsRand for CryptoBackend {
     fn random_array<const N: usize>(&self) -> Result<[u8; N], Self::Error> {
         match self {
             Self::Libcrux(c) => c.random_array::<N>().map_err(RandError::Libcrux),
-            Self::RustCrypto(c) => c.random_array::<N>().map_err(RandError::RustCrypto),
+            Self::RustCrypto(c) | Self::RustCryptoP384(c) => {
+                c.random_array::<N>().map_err(RandError::RustCrypto)
+            }
         }
     }
 
     fn random_vec(&self, len: usize) -> Result<Vec<u8>, Self::Error> {
         match self {
             Self::Libcrux(c) => c.random_vec(len).map_err(RandError::Libcrux),
-            Self::RustCrypto(c) => c.random_vec(len).map_err(RandError::RustCrypto),
+            Self::RustCrypto(c) | Self::RustCryptoP384(c) => {
+                c.random_vec(len).map_err(RandError::RustCrypto)
+            }
         }
     }
 }
@@ -574,6 +635,7 @@ mod tests {
         flow_0x0001 => X25519Aes128GcmSha256Ed25519,
         flow_0x0002 => P256Aes128GcmSha256P256,
         flow_0x0003 => X25519ChaCha20Poly1305Sha256Ed25519,
+        flow_0x0007 => P384Aes256GcmSha384P384,
         flow_0x0042 => MlKem1024Aes256GcmSha384P384,
         flow_0x004d => XWingChaCha20Poly1305Sha256Ed25519,
         flow_0x004e => MlKem768X25519Aes256GcmSha384Ed25519,
@@ -588,7 +650,8 @@ mod tests {
             let backend = CryptoBackend::for_suite(suite)?;
             match (suite.backend(), &backend) {
                 (Backend::Libcrux, CryptoBackend::Libcrux(_))
-                | (Backend::RustCrypto, CryptoBackend::RustCrypto(_)) => {}
+                | (Backend::RustCrypto, CryptoBackend::RustCrypto(_))
+                | (Backend::RustCryptoP384, CryptoBackend::RustCryptoP384(_)) => {}
                 _ => panic!("{suite}: wrong backend {backend:?}"),
             }
             backend.supports(suite.mls())?;
@@ -605,6 +668,50 @@ mod tests {
                 .verify_signature(suite.signature_scheme(), b"other", &pk, &sig)
                 .is_err());
         }
+        Ok(())
+    }
+
+    /// 0x0007's HPKE goes to `hpke_p384`; everything else, and other KEMs,
+    /// still reach rust_crypto (which cannot do DHKEM(P-384) itself).
+    #[test]
+    fn p384_backend_routes_hpke_to_own_implementation() -> TestResult {
+        let backend = CryptoBackend::for_suite(CipherSuite::P384Aes256GcmSha384P384)?;
+        backend.supports(P384_SUITE)?;
+        assert!(backend.supported_ciphersuites().contains(&P384_SUITE));
+        backend.supports(Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256)?;
+
+        let config = P384_SUITE.hpke_config();
+        let kp = backend.derive_hpke_keypair(P384_SUITE.hpke_config(), b"ikm")?;
+        assert_eq!((kp.private.len(), kp.public.len()), (48, 97));
+        let ct = backend.hpke_seal(config, &kp.public, b"info", b"aad", b"pt")?;
+        let pt = backend.hpke_open(P384_SUITE.hpke_config(), &ct, &kp.private, b"info", b"aad")?;
+        assert_eq!(pt, b"pt");
+        let (enc, sent) = backend.hpke_setup_sender_and_export(
+            P384_SUITE.hpke_config(),
+            &kp.public,
+            b"info",
+            b"ctx",
+            48,
+        )?;
+        let received = backend.hpke_setup_receiver_and_export(
+            P384_SUITE.hpke_config(),
+            &enc,
+            &kp.private,
+            b"info",
+            b"ctx",
+            48,
+        )?;
+        assert_eq!(&*sent, &*received);
+
+        // P-256 HPKE on the same backend is rust_crypto's.
+        let p256 = Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256.hpke_config();
+        let kp256 = backend.derive_hpke_keypair(p256, b"ikm")?;
+        assert_eq!((kp256.private.len(), kp256.public.len()), (32, 65));
+
+        // The plain rust_crypto backend does not claim the suite.
+        let plain = CryptoBackend::for_suite(CipherSuite::P256Aes128GcmSha256P256)?;
+        assert!(plain.supports(P384_SUITE).is_err());
+        assert!(!plain.supported_ciphersuites().contains(&P384_SUITE));
         Ok(())
     }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub(crate) mod crypto;
 pub mod engine;
 pub(crate) mod group;
+mod hpke_p384;
 pub mod message;
 mod persist;
 pub mod store;

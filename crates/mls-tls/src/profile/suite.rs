@@ -14,14 +14,13 @@ use crate::schedule::{AeadAlgorithm, HashAlgorithm};
 ///
 /// This is the allow-list of suites that run end to end (KeyPackage, Welcome,
 /// commits with an UpdatePath, exporter) with openmls 0.9.2 and one of its
-/// two crypto providers; see `CipherSuite::backend`. Code points and
+/// two crypto providers (0x0007's HPKE is MLS-TLS's own, see
+/// `profile::hpke_p384`); see `CipherSuite::backend`. Code points and
 /// algorithm names are those of `openmls_traits::types::Ciphersuite` (RFC 9420
 /// for 0x0001-0x0003, provisional draft-ietf-mls-pq-ciphersuites code points
 /// for the others, so the post-quantum suites may change with the draft).
 ///
 /// Deliberately absent:
-/// * 0x0007 (DHKEM P-384 / AES-256-GCM / SHA-384 / P-384): neither
-///   `openmls_libcrux_crypto` 0.4 nor `openmls_rust_crypto` 0.6 supports it.
 /// * 0x0004-0x0006 (X448 / P-521): no provider and no signer for them.
 /// * 0x0050, 0x0906, 0x0907, 0xF042: work on rust_crypto but are not part of
 ///   the MLS-TLS profile (0xF042 fails on libcrux although libcrux's
@@ -38,6 +37,9 @@ pub enum CipherSuite {
     /// 0x0003 `MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519`:
     /// KEM DHKEM(X25519), AEAD ChaCha20-Poly1305, hash SHA-256, signature Ed25519.
     X25519ChaCha20Poly1305Sha256Ed25519,
+    /// 0x0007 `MLS_256_DHKEMP384_AES256GCM_SHA384_P384`:
+    /// KEM DHKEM(P-384), AEAD AES-256-GCM, hash SHA-384, signature ECDSA P-384/SHA-384.
+    P384Aes256GcmSha384P384,
     /// 0x0042 `MLS_192_MLKEM1024_AES256GCM_SHA384_P384` (post-quantum):
     /// KEM ML-KEM-1024, AEAD AES-256-GCM, hash SHA-384, signature ECDSA P-384/SHA-384.
     MlKem1024Aes256GcmSha384P384,
@@ -69,6 +71,9 @@ pub(crate) enum Backend {
     /// `openmls_rust_crypto` (RustCrypto crates; the only one with P-256,
     /// P-384, pure ML-KEM and ML-DSA).
     RustCrypto,
+    /// `openmls_rust_crypto` plus MLS-TLS's own HPKE with DHKEM(P-384)
+    /// (`profile::hpke_p384`): suite 0x0007, which neither provider offers.
+    RustCryptoP384,
 }
 
 impl CipherSuite {
@@ -78,10 +83,11 @@ impl CipherSuite {
 
     /// Every supported suite, in code-point order (for CLI help, negotiation
     /// lists and exhaustive tests).
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::X25519Aes128GcmSha256Ed25519,
         Self::P256Aes128GcmSha256P256,
         Self::X25519ChaCha20Poly1305Sha256Ed25519,
+        Self::P384Aes256GcmSha384P384,
         Self::MlKem1024Aes256GcmSha384P384,
         Self::XWingChaCha20Poly1305Sha256Ed25519,
         Self::MlKem768X25519Aes256GcmSha384Ed25519,
@@ -97,6 +103,7 @@ impl CipherSuite {
             Self::X25519Aes128GcmSha256Ed25519 => 0x0001,
             Self::P256Aes128GcmSha256P256 => 0x0002,
             Self::X25519ChaCha20Poly1305Sha256Ed25519 => 0x0003,
+            Self::P384Aes256GcmSha384P384 => 0x0007,
             Self::MlKem1024Aes256GcmSha384P384 => 0x0042,
             Self::XWingChaCha20Poly1305Sha256Ed25519 => 0x004D,
             Self::MlKem768X25519Aes256GcmSha384Ed25519 => 0x004E,
@@ -107,7 +114,7 @@ impl CipherSuite {
     }
 
     /// The supported suite with this MLS code point, or `None` if MLS-TLS does
-    /// not support it (including valid MLS suites such as 0x0007).
+    /// not support it (including valid MLS suites such as 0x0004).
     pub fn from_code_point(code_point: u16) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.code_point() == code_point)
     }
@@ -119,6 +126,7 @@ impl CipherSuite {
             Self::X25519Aes128GcmSha256Ed25519 => "x25519-aes128gcm-sha256-ed25519",
             Self::P256Aes128GcmSha256P256 => "p256-aes128gcm-sha256-p256",
             Self::X25519ChaCha20Poly1305Sha256Ed25519 => "x25519-chacha20poly1305-sha256-ed25519",
+            Self::P384Aes256GcmSha384P384 => "p384-aes256gcm-sha384-p384",
             Self::MlKem1024Aes256GcmSha384P384 => "mlkem1024-aes256gcm-sha384-p384",
             Self::XWingChaCha20Poly1305Sha256Ed25519 => "xwing-chacha20poly1305-sha256-ed25519",
             Self::MlKem768X25519Aes256GcmSha384Ed25519 => "mlkem768x25519-aes256gcm-sha384-ed25519",
@@ -140,6 +148,7 @@ impl CipherSuite {
             Self::X25519ChaCha20Poly1305Sha256Ed25519 => {
                 Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519
             }
+            Self::P384Aes256GcmSha384P384 => Ciphersuite::MLS_256_DHKEMP384_AES256GCM_SHA384_P384,
             Self::MlKem1024Aes256GcmSha384P384 => {
                 Ciphersuite::MLS_192_MLKEM1024_AES256GCM_SHA384_P384
             }
@@ -170,7 +179,8 @@ impl CipherSuite {
             | Self::X25519ChaCha20Poly1305Sha256Ed25519
             | Self::XWingChaCha20Poly1305Sha256Ed25519
             | Self::MlKem768X25519Aes128GcmSha256Ed25519 => HashAlgorithm::Sha256,
-            Self::MlKem1024Aes256GcmSha384P384
+            Self::P384Aes256GcmSha384P384
+            | Self::MlKem1024Aes256GcmSha384P384
             | Self::MlKem768X25519Aes256GcmSha384Ed25519
             | Self::MlKem768Aes256GcmSha384MlDsa65
             | Self::MlKem768X25519ChaCha20Poly1305Sha384MlDsa44 => HashAlgorithm::Sha384,
@@ -183,7 +193,8 @@ impl CipherSuite {
             Self::X25519Aes128GcmSha256Ed25519
             | Self::P256Aes128GcmSha256P256
             | Self::MlKem768X25519Aes128GcmSha256Ed25519 => AeadAlgorithm::Aes128Gcm,
-            Self::MlKem1024Aes256GcmSha384P384
+            Self::P384Aes256GcmSha384P384
+            | Self::MlKem1024Aes256GcmSha384P384
             | Self::MlKem768X25519Aes256GcmSha384Ed25519
             | Self::MlKem768Aes256GcmSha384MlDsa65 => AeadAlgorithm::Aes256Gcm,
             Self::X25519ChaCha20Poly1305Sha256Ed25519
@@ -202,7 +213,9 @@ impl CipherSuite {
             | Self::MlKem768X25519Aes256GcmSha384Ed25519
             | Self::MlKem768X25519Aes128GcmSha256Ed25519 => SignatureScheme::ED25519,
             Self::P256Aes128GcmSha256P256 => SignatureScheme::ECDSA_SECP256R1_SHA256,
-            Self::MlKem1024Aes256GcmSha384P384 => SignatureScheme::ECDSA_SECP384R1_SHA384,
+            Self::P384Aes256GcmSha384P384 | Self::MlKem1024Aes256GcmSha384P384 => {
+                SignatureScheme::ECDSA_SECP384R1_SHA384
+            }
             Self::MlKem768Aes256GcmSha384MlDsa65 => SignatureScheme::MLDSA65,
             Self::MlKem768X25519ChaCha20Poly1305Sha384MlDsa44 => SignatureScheme::MLDSA44,
         }
@@ -214,7 +227,8 @@ impl CipherSuite {
         match self {
             Self::X25519Aes128GcmSha256Ed25519
             | Self::P256Aes128GcmSha256P256
-            | Self::X25519ChaCha20Poly1305Sha256Ed25519 => false,
+            | Self::X25519ChaCha20Poly1305Sha256Ed25519
+            | Self::P384Aes256GcmSha384P384 => false,
             Self::MlKem1024Aes256GcmSha384P384
             | Self::XWingChaCha20Poly1305Sha256Ed25519
             | Self::MlKem768X25519Aes256GcmSha384Ed25519
@@ -226,7 +240,8 @@ impl CipherSuite {
 
     /// The crypto provider that implements this suite. An explicit list,
     /// because libcrux's `supports()` ignores the KEM: libcrux for the X25519
-    /// and X-Wing suites, rust_crypto for P-256/P-384, pure ML-KEM and ML-DSA.
+    /// and X-Wing suites, rust_crypto for P-256/P-384, pure ML-KEM and ML-DSA,
+    /// rust_crypto with our own P-384 HPKE for DHKEM(P-384).
     pub(crate) const fn backend(self) -> Backend {
         match self {
             Self::X25519Aes128GcmSha256Ed25519
@@ -238,6 +253,7 @@ impl CipherSuite {
             | Self::MlKem1024Aes256GcmSha384P384
             | Self::MlKem768Aes256GcmSha384MlDsa65
             | Self::MlKem768X25519ChaCha20Poly1305Sha384MlDsa44 => Backend::RustCrypto,
+            Self::P384Aes256GcmSha384P384 => Backend::RustCryptoP384,
         }
     }
 }
@@ -328,7 +344,7 @@ mod tests {
         let unique: HashSet<u16> = CipherSuite::ALL.iter().map(|s| s.code_point()).collect();
         assert_eq!(unique.len(), CipherSuite::ALL.len());
         for unsupported in [
-            0x0000, 0x0004, 0x0005, 0x0006, 0x0007, 0x0050, 0x0906, 0xF042,
+            0x0000, 0x0004, 0x0005, 0x0006, 0x0008, 0x0050, 0x0906, 0xF042,
         ] {
             assert_eq!(CipherSuite::from_code_point(unsupported), None);
         }
@@ -379,7 +395,7 @@ mod tests {
     #[test]
     fn unknown_names_are_rejected_with_the_valid_names() {
         for bad in [
-            "", "foo", "0x0007", "7", "0x", "0xZZ", "65536", "-1", "0x10000", "004F",
+            "", "foo", "0x0004", "4", "0x", "0xZZ", "65536", "-1", "0x10000", "004F",
         ] {
             let err = bad.parse::<CipherSuite>().unwrap_err();
             assert_eq!(err, UnknownCipherSuite(bad.to_owned()));
@@ -427,6 +443,12 @@ mod tests {
             .map(CipherSuite::code_point)
             .collect();
         assert_eq!(libcrux, [0x0001, 0x0003, 0x004D, 0x004E, 0x004F]);
+        let own_hpke: Vec<u16> = CipherSuite::ALL
+            .into_iter()
+            .filter(|s| s.backend() == Backend::RustCryptoP384)
+            .map(CipherSuite::code_point)
+            .collect();
+        assert_eq!(own_hpke, [0x0007]);
     }
 }
 
