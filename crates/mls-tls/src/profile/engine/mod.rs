@@ -114,7 +114,10 @@ struct Hello {
 
 /// A session with a group.
 struct Active {
+    /// The identity of our leaf in the current epoch.
     identity: Arc<Identity>,
+    /// An identity to install at our next commit's UpdatePath leaf.
+    rotate_to: Option<Arc<Identity>>,
     crypto: Arc<CryptoBackend>,
     group: MlsGroup,
     meta: SessionMeta,
@@ -132,12 +135,34 @@ impl Active {
         provider: &MlsProvider<'_>,
         typ: TwoPartyMessageType,
     ) -> Result<Vec<u8>, Error> {
-        let message = group::create_commit(&mut self.group, provider, self.identity.signer(), typ)?;
+        let message = group::create_commit(
+            &mut self.group,
+            provider,
+            &self.identity,
+            self.rotate_to.as_deref(),
+            typ,
+        )?;
         self.meta.pending = Some(PendingCommit {
             message: message.clone(),
             typ,
         });
         Ok(message)
+    }
+
+    /// After merging our own commit: if it installed the rotated identity's
+    /// key in our leaf, that identity signs from now on.
+    fn sync_identity(&mut self) {
+        let own_key = self
+            .group
+            .own_leaf_node()
+            .map(|l| l.signature_key().as_slice());
+        if let Some(next) = self.rotate_to.take() {
+            if own_key == Some(next.public_key()) {
+                self.identity = next;
+            } else {
+                self.rotate_to = Some(next);
+            }
+        }
     }
 }
 
@@ -268,6 +293,25 @@ impl Engine {
     /// it is only claimed (SPEC 6).
     pub fn peer_identity(&self) -> Option<&PeerIdentity> {
         self.active.as_ref().map(|a| &a.peer)
+    }
+
+    /// Uses `identity` for our leaf from the next commit on (a renewed
+    /// certificate, maybe a new key): the commit's UpdatePath carries it and
+    /// it signs once that commit is merged. Must be for the session's
+    /// ciphersuite. To resume the session later, the configuration must
+    /// hold the new identity too.
+    pub fn rotate_identity(&mut self, identity: Arc<Identity>) -> Result<(), Error> {
+        let a = self
+            .active
+            .as_mut()
+            .ok_or(Error::ApiMisuse("no session to rotate the identity of"))?;
+        if identity.suite() != a.meta.suite {
+            return Err(Error::ApiMisuse(
+                "the new identity is for another ciphersuite than the session",
+            ));
+        }
+        a.rotate_to = Some(identity);
+        Ok(())
     }
 
     /// Whether another connection of this process has since resumed this
@@ -417,11 +461,8 @@ impl Engine {
         group::check_leaf(key_package.leaf_node())
             .map_err(|e| Error::HandshakeFailure(e.into()))?;
         let leaf = key_package.leaf_node();
-        let peer = PeerIdentity::from_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
-        self.config
-            .verifier
-            .verify(&peer, VerifyContext::KeyPackage)
-            .map_err(Error::BadCertificate)?;
+        let peer = PeerIdentity::from_leaf(leaf.credential(), leaf.signature_key().as_slice())?
+            .verified_by(&*self.config.verifier, VerifyContext::KeyPackage)?;
 
         let db = private_db()?;
         let (group, welcome) = {
@@ -445,6 +486,7 @@ impl Engine {
         let meta = new_session_meta(&group, suite, InitialRole::Responder, &peer, 0);
         self.active = Some(Active {
             identity,
+            rotate_to: None,
             crypto: Arc::new(crypto),
             group,
             meta,
@@ -501,11 +543,8 @@ impl Engine {
             .leaf(other.index)
             .ok_or_else(|| Error::IllegalParameter("responder leaf missing".into()))?;
         group::check_leaf(other_leaf).map_err(|e| Error::HandshakeFailure(e.into()))?;
-        let peer = PeerIdentity::from_leaf(&other.credential, &other.signature_key)?;
-        self.config
-            .verifier
-            .verify(&peer, VerifyContext::Welcome)
-            .map_err(Error::BadCertificate)?;
+        let peer = PeerIdentity::from_leaf(&other.credential, &other.signature_key)?
+            .verified_by(&*self.config.verifier, VerifyContext::Welcome)?;
 
         let epoch = group.epoch().as_u64();
         let secrets = export(&group, &hello.crypto, suite)?;
@@ -527,6 +566,7 @@ impl Engine {
         })?;
         self.active = Some(Active {
             identity: hello.identity,
+            rotate_to: None,
             crypto: Arc::new(hello.crypto),
             group,
             meta,
@@ -638,6 +678,7 @@ impl Engine {
                 .take()
                 .ok_or(Error::ApiMisuse("no pending commit"))?;
             a.group.merge_pending_commit(provider).map_err(mls_err)?;
+            a.sync_identity();
             let processed = a
                 .group
                 .process_message(provider, message)
@@ -832,10 +873,12 @@ fn process_commit(
         )));
     };
     let leaf = group::check_commit(&staged).map_err(authenticated)?;
-    let peer = PeerIdentity::from_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
-    verifier
-        .verify(&peer, VerifyContext::UpdatePath { previous: &a.peer })
-        .map_err(|e| authenticated(Error::BadCertificate(e)))?;
+    let peer = PeerIdentity::from_leaf(leaf.credential(), leaf.signature_key().as_slice())?
+        .verified_by(verifier, VerifyContext::UpdatePath { previous: &a.peer })
+        .map_err(authenticated)?;
+    // A rotated credential is the one a resumption checks against next.
+    a.meta.peer_credential = peer.credential.clone();
+    a.meta.peer_signature_key = peer.signature_key.clone();
     a.peer = peer;
     Ok(staged)
 }
