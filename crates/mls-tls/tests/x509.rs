@@ -603,6 +603,44 @@ fn rotation_to_a_renewed_certificate_is_accepted_and_used() {
 }
 
 #[test]
+fn session_resumes_after_a_rotation_with_the_new_identity_configured() {
+    let pki = Pki::new("test");
+    let old = pki.identity("client.example", SUITE);
+    let old_bytes = old.to_bytes().unwrap();
+    let cc = ClientConfig::new(old, server_verifier(&pki, SERVER), store());
+    let sc = Arc::new(ServerConfig::new(
+        pki.identity(SERVER, SUITE),
+        client_verifier(&pki, ClientAuth::Required),
+        store(),
+    ));
+    let mut c = ClientConnection::new(Arc::new(cc.clone())).unwrap();
+    let mut s = ServerConnection::new(sc.clone());
+    pump(&mut c, &mut s).unwrap();
+    let renewed = pki.identity("client.example", SUITE);
+    let renewed_bytes = renewed.to_bytes().unwrap();
+    c.rotate_identity(renewed).unwrap();
+    c.request_key_update().unwrap();
+    pump(&mut c, &mut s).unwrap();
+    let id = c.session_id().unwrap().clone();
+    drop((c, s));
+    // Only the old identity configured: refused locally, with the reason.
+    let err = ClientConnection::resume(Arc::new(cc.clone()), &id).unwrap_err();
+    assert!(err.to_string().contains("add the new identity"), "{err}");
+    // With the renewed identity next to the old one, the session resumes.
+    let cc = cc.add_identity(Identity::from_bytes(&renewed_bytes).unwrap());
+    let mut c = ClientConnection::resume(Arc::new(cc), &id).unwrap();
+    let mut s = ServerConnection::new(sc);
+    pump(&mut c, &mut s).unwrap();
+    assert!(!c.is_handshaking() && !s.is_handshaking());
+    exchange(&mut c, &mut s);
+    assert!(s.peer_identity().unwrap().authenticated);
+    assert_ne!(
+        s.peer_identity().unwrap().signature_key,
+        Identity::from_bytes(&old_bytes).unwrap().public_key()
+    );
+}
+
+#[test]
 fn rotation_is_refused_for_another_suite() {
     let pki = Pki::new("test");
     let (mut c, _, result) = connect(

@@ -274,15 +274,19 @@ pub(super) fn load_active(config: &ProfileConfig, id: &SessionId) -> Result<Acti
             .cloned()
     };
     let own_key = group.own_leaf_node().map(|l| l.signature_key().as_slice());
-    let identity = by_key(own_key)
-        .or_else(|| {
-            config
-                .identities
-                .iter()
-                .find(|i| i.suite() == meta.suite)
-                .cloned()
-        })
-        .ok_or_else(|| Error::HandshakeFailure(format!("no identity for {}", meta.suite)))?;
+    if !config.identities.iter().any(|i| i.suite() == meta.suite) {
+        return Err(Error::HandshakeFailure(format!(
+            "no identity for {}",
+            meta.suite
+        )));
+    }
+    let identity = by_key(own_key).ok_or_else(|| {
+        Error::InvalidConfig(format!(
+            "no configured {} identity has the key of our leaf in session {id} \
+             (after rotate_identity, add the new identity to the configuration)",
+            meta.suite
+        ))
+    })?;
     let rotate_to = group
         .pending_commit()
         .and_then(|c| c.update_path_leaf_node())
