@@ -69,6 +69,16 @@ impl Identity {
         Ok(self)
     }
 
+    /// Checks that our certificate is valid for `name`, the name initiators
+    /// will verify (a server can refuse to start with the wrong
+    /// certificate). An error for a basic credential.
+    pub fn check_server_name(&self, name: &x509::ServerName<'_>) -> Result<(), Error> {
+        let chain = self.chain.as_deref().ok_or_else(|| {
+            Error::InvalidConfig("identity has a basic credential, not a certificate".into())
+        })?;
+        x509::check_name(chain, name).map_err(Error::InvalidConfig)
+    }
+
     /// The X.509 chain (leaf first), if the credential is X.509.
     pub fn certificate_chain(&self) -> Option<&[CertificateDer<'static>]> {
         self.chain.as_deref()

@@ -267,6 +267,22 @@ pub(crate) fn check_own_chain(chain: &[CertificateDer<'_>], key: &[u8]) -> Resul
     check_shape(chain, key)
 }
 
+/// Whether `chain`'s leaf is valid for `name` (subjectAltName).
+pub(crate) fn check_name(
+    chain: &[CertificateDer<'_>],
+    name: &ServerName<'_>,
+) -> Result<(), String> {
+    let leaf = EndEntityCert::try_from(chain.first().ok_or("empty certificate chain")?)
+        .map_err(|e| describe(&e))?;
+    leaf.verify_is_valid_for_subject_name(name).map_err(|_| {
+        let names: Vec<&str> = leaf.valid_dns_names().collect();
+        format!(
+            "certificate is not valid for server name {} (it names {names:?})",
+            name.to_str()
+        )
+    })
+}
+
 /// A peer's X.509 chain, if its credential is one; `Ok(None)` for another
 /// credential type.
 fn peer_chain(peer: &PeerIdentity) -> Result<Option<Vec<CertificateDer<'static>>>, String> {
@@ -334,13 +350,7 @@ impl ChainPolicy {
         )
         .map_err(|e| describe(&e))?;
         if let Some(name) = server_name {
-            leaf.verify_is_valid_for_subject_name(name).map_err(|_| {
-                let names: Vec<&str> = leaf.valid_dns_names().collect();
-                format!(
-                    "certificate is not valid for server name {} (it names {names:?})",
-                    name.to_str()
-                )
-            })?;
+            check_name(chain, name)?;
         }
         if let VerifyContext::UpdatePath { previous } = context {
             match peer_chain(previous) {
