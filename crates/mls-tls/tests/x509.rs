@@ -505,6 +505,40 @@ fn client_auth_modes() {
 }
 
 #[test]
+fn optional_client_auth_keeps_anonymous_clients_anonymous_and_refuses_downgrades() {
+    let pki = Pki::new("test");
+    let optional = || client_verifier(&pki, ClientAuth::Optional);
+    // An anonymous client updates as it likes.
+    let (mut c, mut s, result) = connect(
+        Identity::generate("anon", SUITE).unwrap(),
+        server_verifier(&pki, SERVER),
+        pki.identity(SERVER, SUITE),
+        optional(),
+    );
+    result.unwrap();
+    c.rotate_identity(Identity::generate("anon-2", SUITE).unwrap())
+        .unwrap();
+    c.request_key_update().unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert!(!s.peer_identity().unwrap().authenticated);
+    // A certified client may not drop its certificate mid-session.
+    let (mut c, mut s, result) = connect(
+        pki.identity("client.example", SUITE),
+        server_verifier(&pki, SERVER),
+        pki.identity(SERVER, SUITE),
+        optional(),
+    );
+    result.unwrap();
+    c.rotate_identity(Identity::generate("client.example", SUITE).unwrap())
+        .unwrap();
+    c.request_key_update().unwrap();
+    assert_rejected(
+        pump(&mut c, &mut s),
+        "changed its credential type in an update",
+    );
+}
+
+#[test]
 fn either_verifier_accepts_pinned_keys_or_certificates() {
     let pki = Pki::new("test");
     let pinned = Identity::generate("device", SUITE).unwrap();

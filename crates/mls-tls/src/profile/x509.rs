@@ -479,7 +479,9 @@ impl PeerVerifier for WebPkiClientVerifier {
                 "client presented a basic credential, but an X.509 certificate is required".into(),
             ),
             None => match context {
-                VerifyContext::UpdatePath { previous } if previous.authenticated => {
+                VerifyContext::UpdatePath { previous }
+                    if previous.credential_type() == Some(CredentialType::X509) =>
+                {
                     Err("peer changed its credential type in an update".into())
                 }
                 _ => Ok(PeerAuth::Anonymous),

@@ -16,6 +16,7 @@ use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageTy
 use crate::profile::persist::{copy_private_db, private_db};
 
 mod resume;
+mod rotate;
 #[cfg(test)]
 mod tests;
 
@@ -148,22 +149,6 @@ impl Active {
         });
         Ok(message)
     }
-
-    /// After merging our own commit: if it installed the rotated identity's
-    /// key in our leaf, that identity signs from now on.
-    fn sync_identity(&mut self) {
-        let own_key = self
-            .group
-            .own_leaf_node()
-            .map(|l| l.signature_key().as_slice());
-        if let Some(next) = self.rotate_to.take() {
-            if own_key == Some(next.public_key()) {
-                self.identity = next;
-            } else {
-                self.rotate_to = Some(next);
-            }
-        }
-    }
 }
 
 /// A failure inside a transition, and whether it came from a message that
@@ -293,25 +278,6 @@ impl Engine {
     /// it is only claimed (SPEC 6).
     pub fn peer_identity(&self) -> Option<&PeerIdentity> {
         self.active.as_ref().map(|a| &a.peer)
-    }
-
-    /// Uses `identity` for our leaf from the next commit on (a renewed
-    /// certificate, maybe a new key): the commit's UpdatePath carries it and
-    /// it signs once that commit is merged. Must be for the session's
-    /// ciphersuite. To resume the session later, the configuration must
-    /// hold the new identity too.
-    pub fn rotate_identity(&mut self, identity: Arc<Identity>) -> Result<(), Error> {
-        let a = self
-            .active
-            .as_mut()
-            .ok_or(Error::ApiMisuse("no session to rotate the identity of"))?;
-        if identity.suite() != a.meta.suite {
-            return Err(Error::ApiMisuse(
-                "the new identity is for another ciphersuite than the session",
-            ));
-        }
-        a.rotate_to = Some(identity);
-        Ok(())
     }
 
     /// Whether another connection of this process has since resumed this
