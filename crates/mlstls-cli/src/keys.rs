@@ -38,7 +38,7 @@ pub(crate) struct KeygenArgs {
     #[arg(long, requires = "x509")]
     ca_key: Option<PathBuf>,
     /// Certificate validity in days, with --x509.
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, default_value_t = 90, requires = "x509")]
     days: i64,
 }
 
@@ -92,11 +92,13 @@ pub(crate) fn pubkey(args: PubkeyArgs) -> Result<(), String> {
 
 pub(crate) fn load_identity(path: &Path) -> Result<Identity, String> {
     let bytes = fs::read(path).map_err(|e| format!("identity {}: {e}", path.display()))?;
-    Identity::from_bytes(&bytes).map_err(|_| {
-        format!(
+    Identity::from_bytes(&bytes).map_err(|e| match e {
+        // A readable file whose certificate no longer fits its key.
+        mls_tls::Error::InvalidConfig(why) => format!("identity {}: {why}", path.display()),
+        _ => format!(
             "identity {}: not an mlstls identity file (make one with `mlstls keygen`)",
             path.display()
-        )
+        ),
     })
 }
 

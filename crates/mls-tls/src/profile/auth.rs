@@ -60,6 +60,34 @@ impl Identity {
     /// the one before, without the root. The leaf must certify exactly
     /// this identity's signature key, and the suite must sign with Ed25519
     /// or ECDSA P-256/P-384 (the schemes certificates are checked for).
+    ///
+    /// ```
+    /// use mls_tls::profile::auth::Identity;
+    /// use mls_tls::profile::suite::CipherSuite;
+    /// use mls_tls::profile::x509::CertificateDer;
+    /// use rcgen::{CertificateParams, CertifiedIssuer, IsCa, KeyPair, BasicConstraints};
+    ///
+    /// // The MLS key is made first; a CA then certifies its public key.
+    /// let id = Identity::generate("node-1.example", CipherSuite::DEFAULT).unwrap();
+    /// struct MlsKey<'a>(&'a [u8]);
+    /// impl rcgen::PublicKeyData for MlsKey<'_> {
+    ///     fn der_bytes(&self) -> &[u8] { self.0 }
+    ///     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm { &rcgen::PKCS_ED25519 }
+    /// }
+    /// let mut ca = CertificateParams::default();
+    /// ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    /// let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    /// let leaf = CertificateParams::new(vec!["node-1.example".into()]).unwrap()
+    ///     .signed_by(&MlsKey(id.public_key()), &ca).unwrap();
+    /// let id = id
+    ///     .with_certificate_chain(vec![CertificateDer::from(leaf.der().to_vec())])
+    ///     .unwrap();
+    /// assert_eq!(id.certificate_chain().unwrap().len(), 1);
+    /// // A chain for another key is refused, naming the reason.
+    /// let other = Identity::generate("x", CipherSuite::DEFAULT).unwrap();
+    /// let err = other.with_certificate_chain(id.certificate_chain().unwrap().to_vec());
+    /// assert!(err.unwrap_err().to_string().contains("does not match"));
+    /// ```
     pub fn with_certificate_chain(
         mut self,
         chain: Vec<CertificateDer<'static>>,
@@ -233,20 +261,15 @@ impl PeerIdentity {
 
     /// Rebuilds a stored peer (its serialized credential and key).
     pub(crate) fn from_stored(credential: &[u8], signature_key: &[u8]) -> Self {
-        match Credential::tls_deserialize_exact(credential) {
-            Ok(c) => Self::from_leaf(&c, signature_key).unwrap_or_else(|_| Self {
+        Credential::tls_deserialize_exact(credential)
+            .ok()
+            .and_then(|c| Self::from_leaf(&c, signature_key).ok())
+            .unwrap_or_else(|| Self {
                 credential: credential.to_vec(),
                 name: Vec::new(),
                 signature_key: signature_key.to_vec(),
                 authenticated: false,
-            }),
-            Err(_) => Self {
-                credential: credential.to_vec(),
-                name: Vec::new(),
-                signature_key: signature_key.to_vec(),
-                authenticated: false,
-            },
-        }
+            })
     }
 
     /// Runs `verifier` on this identity: the identity with its

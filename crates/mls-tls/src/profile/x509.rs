@@ -328,8 +328,9 @@ struct ChainPolicy {
 }
 
 impl ChainPolicy {
-    /// Verifies an X.509 `chain` for `peer` (and, on an update, that the
-    /// subject stayed); returns the leaf for further checks by the caller.
+    /// Verifies an X.509 `chain` for `peer`: shape, key binding, path,
+    /// usage, the server name if given, and on an update that the subject
+    /// stayed.
     fn verify(
         &self,
         peer: &PeerIdentity,
@@ -439,6 +440,20 @@ pub enum ClientAuth {
 /// Verifies the initiator's X.509 credential, for a responder
 /// (`ServerConfig`), like rustls's `WebPkiClientVerifier`: chain to the
 /// roots, clientAuth usage, under a [`ClientAuth`] mode.
+///
+/// ```
+/// use std::sync::Arc;
+/// use mls_tls::profile::x509::{ClientAuth, RootCertStore, WebPkiClientVerifier};
+/// # let pem = {
+/// #     let mut p = rcgen::CertificateParams::default();
+/// #     p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+/// #     p.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
+/// # };
+/// let roots = RootCertStore::from_pem(pem.as_bytes()).unwrap(); // e.g. a ca.pem file
+/// // Clients with a certificate are authenticated, others are anonymous.
+/// let verifier = WebPkiClientVerifier::new(Arc::new(roots), ClientAuth::Optional);
+/// # let _ = verifier;
+/// ```
 #[derive(Debug, Clone)]
 pub struct WebPkiClientVerifier {
     policy: ChainPolicy,
