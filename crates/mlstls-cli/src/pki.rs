@@ -15,6 +15,7 @@ use rcgen::{
     KeyUsagePurpose, PublicKeyData, SignatureAlgorithm,
 };
 use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
 
 /// Options of `mlstls ca`.
 #[derive(Debug, Args)]
@@ -78,7 +79,8 @@ pub(crate) fn ca(args: CaArgs) -> Result<(), String> {
     let cert = params
         .self_signed(&key)
         .map_err(|e| format!("cannot make the CA certificate: {e}"))?;
-    write_new(&args.key, key.serialize_pem().as_bytes(), true)?;
+    let key_pem = Zeroizing::new(key.serialize_pem());
+    write_new(&args.key, key_pem.as_bytes(), true)?;
     write_new(&args.cert, cert.pem().as_bytes(), false)?;
     println!(
         "CA {:?}: certificate {}, key {}",
@@ -111,8 +113,9 @@ pub(crate) fn certify(
     days: i64,
 ) -> Result<Identity, String> {
     let read = |p: &Path| fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
-    let key = KeyPair::from_pem(&read(ca_key)?)
-        .map_err(|e| format!("CA key {}: {e}", ca_key.display()))?;
+    let key_pem = Zeroizing::new(read(ca_key)?);
+    let key =
+        KeyPair::from_pem(&key_pem).map_err(|e| format!("CA key {}: {e}", ca_key.display()))?;
     let issuer = Issuer::from_ca_cert_pem(&read(ca_cert)?, key)
         .map_err(|e| format!("CA certificate {}: {e}", ca_cert.display()))?;
     // MLS keys: Ed25519 raw, ECDSA uncompressed points (by length).
