@@ -36,6 +36,9 @@ enum Command {
     /// Create a test certificate authority (certificate and key, PEM) for
     /// `keygen --x509` and the `--ca` flag of peers.
     Ca(pki::CaArgs),
+    /// Make an X.509 identity from an identity and a certificate chain for
+    /// its key issued by another CA (leaf first, PEM).
+    AttachChain(pki::AttachArgs),
     /// Print an identity's public line, for a peer's trust file.
     Pubkey(keys::PubkeyArgs),
     /// Accept MLS-TLS connections and echo them or forward them to a TCP
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     {
         Command::Keygen(args) => keys::keygen(args),
         Command::Ca(args) => pki::ca(args),
+        Command::AttachChain(args) => pki::attach_chain(args),
         Command::Pubkey(args) => keys::pubkey(args),
         Command::Server(args) => server::run(args),
         Command::Client(args) => client::run(args),

@@ -34,6 +34,43 @@ pub(crate) struct CaArgs {
     days: i64,
 }
 
+/// Options of `mlstls attach-chain`.
+#[derive(Debug, Args)]
+pub(crate) struct AttachArgs {
+    /// The identity whose key the certificate is for (from `mlstls keygen`).
+    #[arg(long)]
+    identity: PathBuf,
+    /// PEM certificates, leaf first, each next the issuer of the one before
+    /// (the root may be left out).
+    #[arg(long)]
+    chain: PathBuf,
+    /// Where to write the X.509 identity (mode 0600; never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Puts a certificate chain issued elsewhere (a real PKI) into a copy of
+/// an identity, after checking its leaf certifies the identity's key.
+pub(crate) fn attach_chain(args: AttachArgs) -> Result<(), String> {
+    use mls_tls::profile::x509::pki_types::pem::PemObject as _;
+    let id = crate::keys::load_identity(&args.identity)?;
+    let pem = fs::read(&args.chain).map_err(|e| format!("{}: {e}", args.chain.display()))?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .map(|c| c.map(CertificateDer::into_owned))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: bad PEM: {e}", args.chain.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no CERTIFICATE in it", args.chain.display()));
+    }
+    let id = id
+        .with_certificate_chain(chain)
+        .map_err(|e| format!("{}: {e}", args.chain.display()))?;
+    let bytes = id.to_bytes().map_err(|e| e.to_string())?;
+    write_new(&args.out, &bytes, true)?;
+    println!("{}", crate::keys::public_line(&id));
+    Ok(())
+}
+
 /// Writes a new file only its owner can read; never overwrites.
 pub(crate) fn write_new(path: &Path, bytes: &[u8], private: bool) -> Result<(), String> {
     let mut options = fs::OpenOptions::new();

@@ -546,3 +546,85 @@ fn x509_setup_mistakes_are_one_clear_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--trust"));
 }
+
+/// A certificate from the test CA in DIR for the Ed25519 key of a public
+/// line, as an outside CA would issue it (PEM).
+fn issue_for_line(dir: &Dir, line: &str, name: &str) -> String {
+    struct Key(Vec<u8>);
+    impl rcgen::PublicKeyData for Key {
+        fn der_bytes(&self) -> &[u8] {
+            &self.0
+        }
+        fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+            &rcgen::PKCS_ED25519
+        }
+    }
+    let hex = line.split_whitespace().nth(2).unwrap();
+    let key: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.p("ca.key")).unwrap()).unwrap();
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&std::fs::read_to_string(dir.p("ca.pem")).unwrap(), ca_key)
+            .unwrap();
+    rcgen::CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&Key(key), &issuer)
+        .unwrap()
+        .pem()
+}
+
+#[test]
+fn attach_chain_turns_a_key_certified_elsewhere_into_an_x509_identity() {
+    let dir = Dir::new("x509attach");
+    x509_pki(&dir, &["server.test"]);
+    let line = keygen(&dir, "laptop");
+    std::fs::write(
+        dir.p("laptop.pem"),
+        issue_for_line(&dir, &line, "laptop.test"),
+    )
+    .unwrap();
+    let attach = |chain: &str, out: &str| {
+        run(&[
+            "attach-chain",
+            "--identity",
+            s(&dir.p("laptop.id")),
+            "--chain",
+            s(&dir.p(chain)),
+            "--out",
+            s(&dir.p(out)),
+        ])
+    };
+    let out = attach("laptop.pem", "laptop.test.id");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let _srv = x509_server(&dir, port, &[]);
+    let out = x509_client(&dir, "laptop.test", port, "server.test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"hello");
+    // A certificate for another key is refused, saying why.
+    let other = keygen(&dir, "other");
+    std::fs::write(
+        dir.p("other.pem"),
+        issue_for_line(&dir, &other, "laptop.test"),
+    )
+    .unwrap();
+    let out = attach("other.pem", "wrong.id");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not match the MLS signature key"),
+        "{err}"
+    );
+    assert!(!dir.p("wrong.id").exists());
+}
