@@ -30,6 +30,10 @@ pub enum Error {
     Crypto(&'static str),
     /// The caller used the API in a way it does not allow; nothing was sent.
     ApiMisuse(&'static str),
+    /// Local configuration the caller supplied is unusable (a root or
+    /// certificate that does not parse, a chain that does not certify our
+    /// key); nothing was sent.
+    InvalidConfig(String),
     /// The handshake cannot proceed: no common ciphersuite, missing
     /// MLS-TLS components, or an unknown session.
     HandshakeFailure(String),
@@ -138,7 +142,10 @@ impl Error {
             Self::BadCertificate(_) => A::BadCertificate,
             Self::IllegalParameter(_) => A::IllegalParameter,
             Self::DecryptError(_) => A::DecryptError,
-            Self::AlertReceived(_) | Self::ApiMisuse(_) | Self::Timeout(_) => return None,
+            Self::AlertReceived(_)
+            | Self::ApiMisuse(_)
+            | Self::InvalidConfig(_)
+            | Self::Timeout(_) => return None,
             Self::ResumptionRefused | Self::Superseded => A::CloseNotify,
         })
     }
@@ -158,6 +165,7 @@ impl fmt::Display for Error {
             ),
             Self::Crypto(what) => write!(f, "local cryptographic failure: {what}"),
             Self::ApiMisuse(what) => write!(f, "API misuse: {what}"),
+            Self::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             Self::HandshakeFailure(why) => write!(f, "handshake failed: {why}"),
             Self::BadCertificate(why) => write!(f, "peer credential rejected: {why}"),
             Self::IllegalParameter(why) => write!(f, "peer broke a profile rule: {why}"),
@@ -267,6 +275,7 @@ mod tests {
             (Error::KeyUsageExhausted, Some(A::InternalError)),
             (Error::AlertReceived(A::BadRecordMac), None),
             (Error::ApiMisuse("x"), None),
+            (Error::InvalidConfig("x".into()), None),
         ];
         for (err, alert) in cases {
             assert_eq!(err.alert(), alert, "{err}");

@@ -32,7 +32,7 @@ pub(crate) struct ClientArgs {
 }
 
 pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
-    let config = args.channel.client_config()?;
+    let config = args.channel.client_config(&args.connect)?;
     runtime()?.block_on(async move {
         let connector = Connector::new(config);
         match &args.listen {
@@ -150,8 +150,8 @@ fn session_of(tls: &TlsStream<TcpStream>) -> Result<SessionId, String> {
 /// An error a person can act on.
 fn describe(server: &str, e: std::io::Error) -> String {
     let text = e.to_string();
-    if text.contains("bad_certificate") || text.contains("not pinned") {
-        format!("{server}: peer not in the trust file, or it does not trust us ({text})")
+    if text.contains("bad_certificate") || text.contains("credential rejected") {
+        format!("{server}: peer not in the trust file or CA file, or it does not trust us ({text})")
     } else if e.kind() == std::io::ErrorKind::InvalidData {
         format!("{server}: MLS-TLS handshake failed ({text}); is it an mlstls server?")
     } else {

@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use mls_tls::conn::{ClientConfig, CommonConfig, ServerConfig, UpdatePolicy};
 use mls_tls::keylog::KeyLogFile;
-use mls_tls::profile::auth::Identity;
+use mls_tls::profile::auth::{EitherVerifier, Identity, PeerVerifier};
 use mls_tls::profile::store::SessionStore;
 use mls_tls::profile::suite::CipherSuite;
+use mls_tls::profile::x509::{ClientAuth, ServerName, WebPkiClientVerifier, WebPkiServerVerifier};
 
 use crate::keys;
 
@@ -36,9 +37,24 @@ pub(crate) struct ChannelArgs {
     /// Our identity file (from `mlstls keygen`).
     #[arg(long)]
     pub(crate) identity: PathBuf,
-    /// Trust file: the public lines (from `mlstls pubkey`) of accepted peers.
+    /// Trust file: the public lines (from `mlstls pubkey`) of accepted
+    /// peers (pinned keys). With --ca too, a peer either may pass.
+    #[arg(long, required_unless_present = "ca")]
+    pub(crate) trust: Option<PathBuf>,
+    /// CA file: PEM root certificates; a peer with an X.509 identity whose
+    /// chain leads to one of them is accepted.
     #[arg(long)]
-    pub(crate) trust: PathBuf,
+    pub(crate) ca: Option<PathBuf>,
+    /// The name the server's certificate must be valid for. Client: default
+    /// the host of --connect. Server: checked against our own certificate
+    /// at startup, so a wrong certificate fails here rather than at clients.
+    #[arg(long)]
+    pub(crate) server_name: Option<String>,
+    /// Server with --ca: whether clients need a certificate. `required`: an
+    /// X.509 identity that verifies; `optional`: a bare key is let in
+    /// anonymously, a certificate must verify; `off`: not checked.
+    #[arg(long, value_enum, default_value_t = ClientAuthArg::Required)]
+    pub(crate) client_auth: ClientAuthArg,
     /// Session store (SQLite file); default: the identity file's path with
     /// `.sessions` appended.
     #[arg(long)]
@@ -54,8 +70,70 @@ pub(crate) struct ChannelArgs {
     pub(crate) update_after_secs: Option<u64>,
 }
 
+/// `--client-auth` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ClientAuthArg {
+    /// Clients must present a certificate that verifies.
+    Required,
+    /// Bare keys are anonymous clients; certificates must verify.
+    Optional,
+    /// Client credentials are not checked.
+    Off,
+}
+
+/// Which side a configuration is for, and what its verifier checks.
+enum Role<'a> {
+    /// Verifies the server's certificate for this name.
+    Client {
+        server_name: &'a str,
+    },
+    Server,
+}
+
+/// Parses a server name as certificates are checked against it.
+fn server_name(name: &str) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(name.to_string())
+        .map_err(|_| format!("{name:?} is not a DNS name or IP address"))
+}
+
 impl ChannelArgs {
-    fn common(&self) -> Result<CommonConfig, String> {
+    /// The peer verifier: pinned keys (--trust), X.509 roots (--ca), or
+    /// either of the two.
+    fn verifier(&self, role: &Role<'_>) -> Result<Arc<dyn PeerVerifier>, String> {
+        let pinned = match &self.trust {
+            Some(path) => Some(Arc::new(keys::load_trust(path)?) as Arc<dyn PeerVerifier>),
+            None => None,
+        };
+        let pki = match &self.ca {
+            Some(path) => {
+                let roots = Arc::new(keys::load_roots(path)?);
+                Some(match role {
+                    Role::Client { server_name: name } => {
+                        Arc::new(WebPkiServerVerifier::new(roots, server_name(name)?))
+                            as Arc<dyn PeerVerifier>
+                    }
+                    Role::Server => {
+                        let mode = match self.client_auth {
+                            ClientAuthArg::Required => ClientAuth::Required,
+                            ClientAuthArg::Optional => ClientAuth::Optional,
+                            ClientAuthArg::Off => ClientAuth::Off,
+                        };
+                        Arc::new(WebPkiClientVerifier::new(roots, mode))
+                    }
+                })
+            }
+            None => None,
+        };
+        match (pinned, pki) {
+            (Some(p), Some(x)) => Ok(Arc::new(EitherVerifier::new(p, x))),
+            (Some(v), None) | (None, Some(v)) => Ok(v),
+            (None, None) => {
+                Err("give --trust FILE (pinned keys), --ca FILE (X.509 roots) or both".into())
+            }
+        }
+    }
+
+    fn common(&self, role: Role<'_>) -> Result<CommonConfig, String> {
         let identity = keys::load_identity(&self.identity)?;
         if let Some(suite) = self.suite {
             if suite != identity.suite() {
@@ -65,7 +143,12 @@ impl ChannelArgs {
                 ));
             }
         }
-        let trust = keys::load_trust(&self.trust)?;
+        if let (Role::Server, Some(name)) = (&role, &self.server_name) {
+            identity
+                .check_server_name(&server_name(name)?)
+                .map_err(|e| format!("--server-name {name}: {e}"))?;
+        }
+        let verifier = self.verifier(&role)?;
         let store_path = self
             .store
             .clone()
@@ -79,7 +162,7 @@ impl ChannelArgs {
         if let Some(s) = self.update_after_secs {
             policy.interval = Some(Duration::from_secs(s));
         }
-        let mut config = ClientConfig::new(identity, Arc::new(trust), Arc::new(store))
+        let mut config = ClientConfig::new(identity, verifier, Arc::new(store))
             .update_policy(policy)
             .common;
         if let Some(log) = KeyLogFile::from_env() {
@@ -89,15 +172,20 @@ impl ChannelArgs {
         Ok(config)
     }
 
-    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, String> {
+    /// A client's configuration for the server at `connect` (HOST:PORT),
+    /// whose host is the default server name.
+    pub(crate) fn client_config(&self, connect: &str) -> Result<Arc<ClientConfig>, String> {
+        let host = connect.rsplit_once(':').map_or(connect, |(host, _)| host);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = self.server_name.as_deref().unwrap_or(host);
         Ok(Arc::new(ClientConfig {
-            common: self.common()?,
+            common: self.common(Role::Client { server_name })?,
         }))
     }
 
     pub(crate) fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
         Ok(Arc::new(ServerConfig {
-            common: self.common()?,
+            common: self.common(Role::Server)?,
         }))
     }
 }

@@ -1,15 +1,18 @@
 //! `mlstls keygen` / `mlstls pubkey`, identity files and trust files.
 //!
 //! A public line is `mlstls-key <suite> <signature key hex> <name>`; a trust
-//! file holds such lines (and `#` comments) for every accepted peer.
+//! file holds such lines (and `#` comments) for every accepted peer. A CA
+//! file (`--ca`) holds PEM root certificates instead, for X.509 identities.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use mls_tls::profile::auth::{Identity, PinnedKeys};
 use mls_tls::profile::suite::CipherSuite;
+use mls_tls::profile::x509::RootCertStore;
+
+use crate::pki;
 
 /// Options of `mlstls keygen`.
 #[derive(Debug, Args)]
@@ -23,6 +26,20 @@ pub(crate) struct KeygenArgs {
     /// Ciphersuite the key is for.
     #[arg(long, default_value_t = CipherSuite::DEFAULT)]
     suite: CipherSuite,
+    /// Make an X.509 identity: the CA of --ca-cert/--ca-key (see `mlstls
+    /// ca`) certifies the new key for --name (a DNS name), for client and
+    /// server use. Needs an Ed25519 or ECDSA suite.
+    #[arg(long, requires_all = ["ca_cert", "ca_key"])]
+    x509: bool,
+    /// The issuing CA's certificate (PEM), with --x509.
+    #[arg(long, requires = "x509")]
+    ca_cert: Option<PathBuf>,
+    /// The issuing CA's private key (PEM), with --x509.
+    #[arg(long, requires = "x509")]
+    ca_key: Option<PathBuf>,
+    /// Certificate validity in days, with --x509.
+    #[arg(long, default_value_t = 90, requires = "x509")]
+    days: i64,
 }
 
 /// Options of `mlstls pubkey`.
@@ -57,27 +74,13 @@ pub(crate) fn public_line(id: &Identity) -> String {
 }
 
 pub(crate) fn keygen(args: KeygenArgs) -> Result<(), String> {
-    let id = Identity::generate(&args.name, args.suite).map_err(|e| e.to_string())?;
-    let bytes = id.to_bytes().map_err(|e| e.to_string())?;
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    let mut id = Identity::generate(&args.name, args.suite).map_err(|e| e.to_string())?;
+    if let (true, Some(cert), Some(key)) = (args.x509, &args.ca_cert, &args.ca_key) {
+        id = pki::certify(id, &args.name, cert, key, args.days)?;
     }
-    let mut f = options.open(&args.out).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => {
-            format!(
-                "{}: already exists (not overwriting an identity)",
-                args.out.display()
-            )
-        }
-        _ => format!("{}: {e}", args.out.display()),
-    })?;
-    f.write_all(&bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let bytes = id.to_bytes().map_err(|e| e.to_string())?;
+    pki::write_new(&args.out, &bytes, true)
+        .map_err(|e| e.replace("(not overwriting it)", "(not overwriting an identity)"))?;
     println!("{}", public_line(&id));
     Ok(())
 }
@@ -89,11 +92,13 @@ pub(crate) fn pubkey(args: PubkeyArgs) -> Result<(), String> {
 
 pub(crate) fn load_identity(path: &Path) -> Result<Identity, String> {
     let bytes = fs::read(path).map_err(|e| format!("identity {}: {e}", path.display()))?;
-    Identity::from_bytes(&bytes).map_err(|_| {
-        format!(
+    Identity::from_bytes(&bytes).map_err(|e| match e {
+        // A readable file whose certificate no longer fits its key.
+        mls_tls::Error::InvalidConfig(why) => format!("identity {}: {why}", path.display()),
+        _ => format!(
             "identity {}: not an mlstls identity file (make one with `mlstls keygen`)",
             path.display()
-        )
+        ),
     })
 }
 
@@ -102,6 +107,12 @@ pub(crate) fn load_trust(path: &Path) -> Result<PinnedKeys, String> {
     let text =
         fs::read_to_string(path).map_err(|e| format!("trust file {}: {e}", path.display()))?;
     parse_trust(&text).map_err(|e| format!("trust file {}: {e}", path.display()))
+}
+
+/// Reads the PEM roots of a `--ca` file.
+pub(crate) fn load_roots(path: &Path) -> Result<RootCertStore, String> {
+    let pem = fs::read(path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+    RootCertStore::from_pem(&pem).map_err(|e| format!("CA file {}: {e}", path.display()))
 }
 
 fn parse_trust(text: &str) -> Result<PinnedKeys, String> {

@@ -13,6 +13,7 @@ mod client;
 mod common;
 mod demo;
 mod keys;
+mod pki;
 mod relay;
 mod server;
 
@@ -29,8 +30,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create an identity (signature key and credential) in a file.
+    /// Create an identity (signature key and credential) in a file; with
+    /// --x509, a certificate from a CA (`mlstls ca`) instead of a bare name.
     Keygen(keys::KeygenArgs),
+    /// Create a test certificate authority (certificate and key, PEM) for
+    /// `keygen --x509` and the `--ca` flag of peers.
+    Ca(pki::CaArgs),
+    /// Make an X.509 identity from an identity and a certificate chain for
+    /// its key issued by another CA (leaf first, PEM).
+    AttachChain(pki::AttachArgs),
     /// Print an identity's public line, for a peer's trust file.
     Pubkey(keys::PubkeyArgs),
     /// Accept MLS-TLS connections and echo them or forward them to a TCP
@@ -54,6 +62,8 @@ fn main() -> ExitCode {
         .unwrap_or(Command::Demo(demo::DemoArgs::default()))
     {
         Command::Keygen(args) => keys::keygen(args),
+        Command::Ca(args) => pki::ca(args),
+        Command::AttachChain(args) => pki::attach_chain(args),
         Command::Pubkey(args) => keys::pubkey(args),
         Command::Server(args) => server::run(args),
         Command::Client(args) => client::run(args),

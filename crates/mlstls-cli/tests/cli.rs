@@ -355,3 +355,276 @@ fn server_speaking_something_else_is_one_clear_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("cannot connect"), "{err}");
 }
+
+/// `mlstls ca` into DIR/ca.pem + DIR/ca.key, then X.509 identities
+/// `NAME.id` certified for `NAME` (a DNS name).
+fn x509_pki(dir: &Dir, names: &[&str]) {
+    let out = run(&[
+        "ca",
+        "--cert",
+        s(&dir.p("ca.pem")),
+        "--key",
+        s(&dir.p("ca.key")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in names {
+        let out = run(&[
+            "keygen",
+            "--out",
+            s(&dir.p(&format!("{name}.id"))),
+            "--name",
+            name,
+            "--x509",
+            "--ca-cert",
+            s(&dir.p("ca.pem")),
+            "--ca-key",
+            s(&dir.p("ca.key")),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// An echo server with identity `DIR/server.test.id` trusting the CA.
+fn x509_server(dir: &Dir, port: u16, extra: &[&str]) -> Proc {
+    let child = Command::new(BIN)
+        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--echo"])
+        .args([
+            "--identity",
+            s(&dir.p("server.test.id")),
+            "--ca",
+            s(&dir.p("ca.pem")),
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    Proc(child)
+}
+
+/// `mlstls client` with identity `DIR/NAME.id`, the CA and a server name;
+/// sends `hello` and returns the result.
+fn x509_client(dir: &Dir, name: &str, port: u16, server_name: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(["client", "--connect", &format!("127.0.0.1:{port}")])
+        .args(["--identity", s(&dir.p(&format!("{name}.id")))])
+        .args(["--ca", s(&dir.p("ca.pem")), "--server-name", server_name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A client that refuses the server may exit before reading stdin.
+    let _ = child.stdin.take().unwrap().write_all(b"hello");
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn x509_identities_connect_with_ca_and_server_name() {
+    let dir = Dir::new("x509");
+    x509_pki(&dir, &["server.test", "client.test"]);
+    let port = free_port();
+    let _srv = x509_server(&dir, port, &["--server-name", "server.test"]);
+    let out = x509_client(&dir, "client.test", port, "server.test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"hello");
+}
+
+#[test]
+fn x509_wrong_server_name_is_refused_by_the_client() {
+    let dir = Dir::new("x509name");
+    x509_pki(&dir, &["server.test", "client.test"]);
+    let port = free_port();
+    let _srv = x509_server(&dir, port, &[]);
+    let out = x509_client(&dir, "client.test", port, "other.test");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not valid for server name other.test"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn x509_client_auth_required_and_optional() {
+    let dir = Dir::new("x509auth");
+    x509_pki(&dir, &["server.test"]);
+    keygen(&dir, "anon");
+    // Required (the default with --ca): a bare key is refused.
+    let port = free_port();
+    let mut srv = x509_server(&dir, port, &[]);
+    let out = x509_client(&dir, "anon", port, "server.test");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad_certificate"), "{err}");
+    let _ = srv.0.kill();
+    let mut log = String::new();
+    srv.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("X.509 certificate is required"), "{log}");
+    // Optional: the same client is let in anonymously.
+    let port = free_port();
+    let _srv = x509_server(&dir, port, &["--client-auth", "optional"]);
+    let out = x509_client(&dir, "anon", port, "server.test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"hello");
+}
+
+#[test]
+fn x509_setup_mistakes_are_one_clear_line() {
+    let dir = Dir::new("x509mistakes");
+    x509_pki(&dir, &["server.test"]);
+    // ML-DSA keys cannot be certified here.
+    let out = run(&[
+        "keygen",
+        "--out",
+        s(&dir.p("pq.id")),
+        "--name",
+        "pq.test",
+        "--suite",
+        "mlkem768-aes256gcm-sha384-mldsa65",
+        "--x509",
+        "--ca-cert",
+        s(&dir.p("ca.pem")),
+        "--ca-key",
+        s(&dir.p("ca.key")),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ML-DSA"), "{err}");
+    assert!(!dir.p("pq.id").exists());
+    // A server whose certificate does not name --server-name does not start.
+    let out = run(&[
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--echo",
+        "--identity",
+        s(&dir.p("server.test.id")),
+        "--ca",
+        s(&dir.p("ca.pem")),
+        "--server-name",
+        "elsewhere.test",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not valid for server name elsewhere.test"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // Neither --trust nor --ca: told what to give.
+    let out = run(&[
+        "client",
+        "--connect",
+        "127.0.0.1:1",
+        "--identity",
+        s(&dir.p("server.test.id")),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--trust"));
+}
+
+/// A certificate from the test CA in DIR for the Ed25519 key of a public
+/// line, as an outside CA would issue it (PEM).
+fn issue_for_line(dir: &Dir, line: &str, name: &str) -> String {
+    struct Key(Vec<u8>);
+    impl rcgen::PublicKeyData for Key {
+        fn der_bytes(&self) -> &[u8] {
+            &self.0
+        }
+        fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+            &rcgen::PKCS_ED25519
+        }
+    }
+    let hex = line.split_whitespace().nth(2).unwrap();
+    let key: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.p("ca.key")).unwrap()).unwrap();
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&std::fs::read_to_string(dir.p("ca.pem")).unwrap(), ca_key)
+            .unwrap();
+    rcgen::CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&Key(key), &issuer)
+        .unwrap()
+        .pem()
+}
+
+#[test]
+fn attach_chain_turns_a_key_certified_elsewhere_into_an_x509_identity() {
+    let dir = Dir::new("x509attach");
+    x509_pki(&dir, &["server.test"]);
+    let line = keygen(&dir, "laptop");
+    std::fs::write(
+        dir.p("laptop.pem"),
+        issue_for_line(&dir, &line, "laptop.test"),
+    )
+    .unwrap();
+    let attach = |chain: &str, out: &str| {
+        run(&[
+            "attach-chain",
+            "--identity",
+            s(&dir.p("laptop.id")),
+            "--chain",
+            s(&dir.p(chain)),
+            "--out",
+            s(&dir.p(out)),
+        ])
+    };
+    let out = attach("laptop.pem", "laptop.test.id");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let _srv = x509_server(&dir, port, &[]);
+    let out = x509_client(&dir, "laptop.test", port, "server.test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"hello");
+    // A certificate for another key is refused, saying why.
+    let other = keygen(&dir, "other");
+    std::fs::write(
+        dir.p("other.pem"),
+        issue_for_line(&dir, &other, "laptop.test"),
+    )
+    .unwrap();
+    let out = attach("other.pem", "wrong.id");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not match the MLS signature key"),
+        "{err}"
+    );
+    assert!(!dir.p("wrong.id").exists());
+}

@@ -2,13 +2,14 @@
 //! layer and the profile engine and applies SPEC sections 6-9 on the wire.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::buffer::ByteQueue;
 use super::config::CommonConfig;
 use crate::alert::{Alert, AlertDescription, AlertLevel};
 use crate::error::{Error, PeerMisbehaved};
-use crate::profile::auth::PeerIdentity;
+use crate::profile::auth::{Identity, PeerIdentity};
 use crate::profile::engine::{Engine, EpochSecret, Event, State};
 use crate::profile::message::{HandshakeJoiner, HandshakeMessage};
 use crate::profile::store::SessionId;
@@ -517,6 +518,15 @@ impl ConnectionCore {
             .start_update(SystemTime::now())
             .and_then(|events| self.apply(events));
         result.map_err(|e| self.fail(e))
+    }
+
+    /// Installs a new identity of ours (e.g. a renewed certificate for the
+    /// same subject, maybe with a new key) at the next key update's
+    /// UpdatePath leaf; call [`Self::request_key_update`] to send it now.
+    /// The peer's verifier checks it like any update. To resume the session
+    /// later, add the new identity to the configuration.
+    pub fn rotate_identity(&mut self, identity: Identity) -> Result<(), Error> {
+        self.engine.rotate_identity(Arc::new(identity))
     }
 
     /// The current MLS epoch.

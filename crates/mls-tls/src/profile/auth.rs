@@ -2,20 +2,29 @@
 //! are, and who we accept as the peer.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
-use openmls::prelude::{BasicCredential, Credential, CredentialWithKey};
+use openmls::prelude::{BasicCredential, Credential, CredentialType, CredentialWithKey};
 use openmls_basic_credential::SignatureKeyPair;
+use rustls_pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
 use super::group::mls_err;
 use super::suite::CipherSuite;
+use super::x509;
 use crate::error::Error;
 
+/// Identity file with a basic credential.
 const IDENTITY_MAGIC: &[u8] = b"MLSTLS-IDENTITY-1\n";
+/// Identity file with an X.509 credential: the chain follows the name.
+const IDENTITY_X509_MAGIC: &[u8] = b"MLSTLS-IDENTITY-X509-1\n";
 
-/// This party's identity: a signature key pair and a basic credential
-/// naming it, for one ciphersuite's signature scheme.
+/// This party's identity: a signature key pair and a credential for it, for
+/// one ciphersuite's signature scheme. The credential is a basic credential
+/// naming the key (peers pin the key) or, after
+/// [`Identity::with_certificate_chain`], an X.509 certificate chain whose
+/// leaf certifies the key (peers check it against their roots).
 ///
 /// ```
 /// use mls_tls::profile::auth::Identity;
@@ -29,6 +38,8 @@ const IDENTITY_MAGIC: &[u8] = b"MLSTLS-IDENTITY-1\n";
 pub struct Identity {
     signer: SignatureKeyPair,
     name: Vec<u8>,
+    /// X.509 chain, leaf first; `None` for a basic credential.
+    chain: Option<Vec<CertificateDer<'static>>>,
     suite: CipherSuite,
 }
 
@@ -39,8 +50,66 @@ impl Identity {
         Ok(Self {
             signer,
             name: name.as_bytes().to_vec(),
+            chain: None,
             suite,
         })
+    }
+
+    /// Turns this identity's credential into an X.509 credential (RFC 9420
+    /// `x509`): `chain` is leaf first, each next certificate the issuer of
+    /// the one before, without the root. The leaf must certify exactly
+    /// this identity's signature key, and the suite must sign with Ed25519
+    /// or ECDSA P-256/P-384 (the schemes certificates are checked for).
+    ///
+    /// ```
+    /// use mls_tls::profile::auth::Identity;
+    /// use mls_tls::profile::suite::CipherSuite;
+    /// use mls_tls::profile::x509::CertificateDer;
+    /// use rcgen::{CertificateParams, CertifiedIssuer, IsCa, KeyPair, BasicConstraints};
+    ///
+    /// // The MLS key is made first; a CA then certifies its public key.
+    /// let id = Identity::generate("node-1.example", CipherSuite::DEFAULT).unwrap();
+    /// struct MlsKey<'a>(&'a [u8]);
+    /// impl rcgen::PublicKeyData for MlsKey<'_> {
+    ///     fn der_bytes(&self) -> &[u8] { self.0 }
+    ///     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm { &rcgen::PKCS_ED25519 }
+    /// }
+    /// let mut ca = CertificateParams::default();
+    /// ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    /// let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    /// let leaf = CertificateParams::new(vec!["node-1.example".into()]).unwrap()
+    ///     .signed_by(&MlsKey(id.public_key()), &ca).unwrap();
+    /// let id = id
+    ///     .with_certificate_chain(vec![CertificateDer::from(leaf.der().to_vec())])
+    ///     .unwrap();
+    /// assert_eq!(id.certificate_chain().unwrap().len(), 1);
+    /// // A chain for another key is refused, naming the reason.
+    /// let other = Identity::generate("x", CipherSuite::DEFAULT).unwrap();
+    /// let err = other.with_certificate_chain(id.certificate_chain().unwrap().to_vec());
+    /// assert!(err.unwrap_err().to_string().contains("does not match"));
+    /// ```
+    pub fn with_certificate_chain(
+        mut self,
+        chain: Vec<CertificateDer<'static>>,
+    ) -> Result<Self, Error> {
+        x509::check_own_chain(&chain, self.signer.public()).map_err(Error::InvalidConfig)?;
+        self.chain = Some(chain);
+        Ok(self)
+    }
+
+    /// Checks that our certificate is valid for `name`, the name initiators
+    /// will verify (a server can refuse to start with the wrong
+    /// certificate). An error for a basic credential.
+    pub fn check_server_name(&self, name: &x509::ServerName<'_>) -> Result<(), Error> {
+        let chain = self.chain.as_deref().ok_or_else(|| {
+            Error::InvalidConfig("identity has a basic credential, not a certificate".into())
+        })?;
+        x509::check_name(chain, name).map_err(Error::InvalidConfig)
+    }
+
+    /// The X.509 chain (leaf first), if the credential is X.509.
+    pub fn certificate_chain(&self) -> Option<&[CertificateDer<'static>]> {
+        self.chain.as_deref()
     }
 
     /// The ciphersuite this identity's key is for.
@@ -48,7 +117,8 @@ impl Identity {
         self.suite
     }
 
-    /// The credential's identity bytes.
+    /// The name this identity was generated with (for a basic credential,
+    /// the credential's identity bytes).
     pub fn name(&self) -> &[u8] {
         &self.name
     }
@@ -61,13 +131,28 @@ impl Identity {
     /// The identity as bytes, private key included, to keep in a file only
     /// its owner can read: a stored session can only be resumed with the
     /// identity that created it.
+    ///
+    /// Layout: magic line, suite (u16), name (u16 length), for X.509 the
+    /// credential content of RFC 9420 (u32 length; the chain as
+    /// `Certificate chain<V>`), then the OpenMLS key pair.
     pub fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let mut out = Zeroizing::new(IDENTITY_MAGIC.to_vec());
+        let magic = match self.chain {
+            None => IDENTITY_MAGIC,
+            Some(_) => IDENTITY_X509_MAGIC,
+        };
+        let mut out = Zeroizing::new(magic.to_vec());
         out.extend_from_slice(&self.suite.code_point().to_be_bytes());
         let name_len = u16::try_from(self.name.len())
             .map_err(|_| Error::ApiMisuse("identity name longer than 65535 bytes"))?;
         out.extend_from_slice(&name_len.to_be_bytes());
         out.extend_from_slice(&self.name);
+        if let Some(chain) = &self.chain {
+            let content = x509::encode_chain(chain);
+            let len = u32::try_from(content.len())
+                .map_err(|_| Error::ApiMisuse("certificate chain longer than 4 GiB"))?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&content);
+        }
         let signer = Zeroizing::new(self.signer.tls_serialize_detached().map_err(mls_err)?);
         out.extend_from_slice(&signer);
         Ok(out)
@@ -76,7 +161,10 @@ impl Identity {
     /// Reads an identity written by [`Identity::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let bad = || Error::ApiMisuse("not an MLS-TLS identity");
-        let rest = bytes.strip_prefix(IDENTITY_MAGIC).ok_or_else(bad)?;
+        let (x509, rest) = match bytes.strip_prefix(IDENTITY_X509_MAGIC) {
+            Some(rest) => (true, rest),
+            None => (false, bytes.strip_prefix(IDENTITY_MAGIC).ok_or_else(bad)?),
+        };
         let (suite, rest) = rest.split_at_checked(2).ok_or_else(bad)?;
         let suite = CipherSuite::from_code_point(u16::from_be_bytes([suite[0], suite[1]]))
             .ok_or_else(bad)?;
@@ -84,17 +172,32 @@ impl Identity {
         let (name, rest) = rest
             .split_at_checked(usize::from(u16::from_be_bytes([len[0], len[1]])))
             .ok_or_else(bad)?;
+        let (chain, rest) = if x509 {
+            let (len, rest) = rest.split_at_checked(4).ok_or_else(bad)?;
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+            let (content, rest) = rest
+                .split_at_checked(usize::try_from(len).map_err(|_| bad())?)
+                .ok_or_else(bad)?;
+            (Some(x509::decode_chain(content).map_err(|_| bad())?), rest)
+        } else {
+            (None, rest)
+        };
         let signer = SignatureKeyPair::tls_deserialize_exact(rest).map_err(|_| bad())?;
         if signer.signature_scheme() != suite.signature_scheme() {
             return Err(Error::ApiMisuse(
                 "identity key does not match its ciphersuite",
             ));
         }
-        Ok(Self {
+        let id = Self {
             signer,
             name: name.to_vec(),
+            chain: None,
             suite,
-        })
+        };
+        match chain {
+            Some(chain) => id.with_certificate_chain(chain),
+            None => Ok(id),
+        }
     }
 
     pub(crate) fn signer(&self) -> &SignatureKeyPair {
@@ -102,8 +205,12 @@ impl Identity {
     }
 
     pub(crate) fn credential(&self) -> CredentialWithKey {
+        let credential = match &self.chain {
+            None => BasicCredential::new(self.name.clone()).into(),
+            Some(chain) => Credential::new(CredentialType::X509, x509::encode_chain(chain)),
+        };
         CredentialWithKey {
-            credential: BasicCredential::new(self.name.clone()).into(),
+            credential,
             signature_key: self.signer.to_public_vec().into(),
         }
     }
@@ -114,28 +221,86 @@ impl core::fmt::Debug for Identity {
         f.debug_struct("Identity")
             .field("name", &String::from_utf8_lossy(&self.name))
             .field("suite", &self.suite)
+            .field("x509", &self.chain.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// The peer as its MLS leaf presents it.
+/// The peer as its MLS leaf presents it, and whether the verifier
+/// authenticated it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity {
     /// The serialized MLS credential.
     pub credential: Vec<u8>,
-    /// The credential's identity bytes (for a basic credential, its name).
+    /// The credential's identity bytes: for a basic credential its name,
+    /// for an X.509 credential the leaf certificate's subject (DER, without
+    /// the outer SEQUENCE).
     pub name: Vec<u8>,
     /// The signature public key.
     pub signature_key: Vec<u8>,
+    /// Whether the verifier vouched for this identity
+    /// ([`PeerAuth::Authenticated`]); `false` for a peer let in anonymously
+    /// (optional client authentication, [`AcceptAnyPeer`]). Until the
+    /// verifier has run it is `false`.
+    pub authenticated: bool,
 }
 
 impl PeerIdentity {
     pub(crate) fn from_leaf(credential: &Credential, signature_key: &[u8]) -> Result<Self, Error> {
+        let name = match credential.credential_type() {
+            CredentialType::X509 => x509::leaf_subject(credential.serialized_content()),
+            _ => credential.serialized_content().to_vec(),
+        };
         Ok(Self {
             credential: credential.tls_serialize_detached().map_err(mls_err)?,
-            name: credential.serialized_content().to_vec(),
+            name,
             signature_key: signature_key.to_vec(),
+            authenticated: false,
         })
+    }
+
+    /// Rebuilds a stored peer (its serialized credential and key).
+    pub(crate) fn from_stored(credential: &[u8], signature_key: &[u8]) -> Self {
+        Credential::tls_deserialize_exact(credential)
+            .ok()
+            .and_then(|c| Self::from_leaf(&c, signature_key).ok())
+            .unwrap_or_else(|| Self {
+                credential: credential.to_vec(),
+                name: Vec::new(),
+                signature_key: signature_key.to_vec(),
+                authenticated: false,
+            })
+    }
+
+    /// Runs `verifier` on this identity: the identity with its
+    /// `authenticated` flag set, or `bad_certificate` naming the reason.
+    pub(crate) fn verified_by(
+        mut self,
+        verifier: &dyn PeerVerifier,
+        context: VerifyContext<'_>,
+    ) -> Result<Self, Error> {
+        let auth = verifier
+            .verify(&self, context)
+            .map_err(Error::BadCertificate)?;
+        self.authenticated = auth == PeerAuth::Authenticated;
+        Ok(self)
+    }
+
+    /// The MLS credential type (basic, x509, ...), if the credential parses.
+    pub fn credential_type(&self) -> Option<CredentialType> {
+        Credential::tls_deserialize_exact(&self.credential)
+            .ok()
+            .map(|c| c.credential_type())
+    }
+
+    /// The X.509 chain (leaf first), if the credential is a well-formed
+    /// X.509 credential.
+    pub fn certificate_chain(&self) -> Option<Vec<CertificateDer<'static>>> {
+        let c = Credential::tls_deserialize_exact(&self.credential).ok()?;
+        if c.credential_type() != CredentialType::X509 {
+            return None;
+        }
+        x509::decode_chain(c.serialized_content()).ok()
     }
 }
 
@@ -147,19 +312,32 @@ pub enum VerifyContext<'a> {
     /// The initiator checks the responder's leaf in the Welcome.
     Welcome,
     /// A commit's UpdatePath leaf; `previous` is the identity the session
-    /// had until now.
+    /// had until now. A stored session's peer is also re-checked this way
+    /// (with itself as `previous`) when the session is loaded to resume.
     UpdatePath {
         /// The peer's identity before this commit.
         previous: &'a PeerIdentity,
     },
 }
 
+/// What a verifier concluded about an accepted peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAuth {
+    /// The credential was checked and vouches for the peer.
+    Authenticated,
+    /// The peer is let in without being authenticated (e.g. a client
+    /// without a certificate under optional client authentication).
+    Anonymous,
+}
+
 /// The authentication-service hook: decides whether a peer credential is
 /// acceptable. Called on the KeyPackage, on the Welcome's other leaf and on
 /// every UpdatePath leaf.
 pub trait PeerVerifier: Send + Sync + core::fmt::Debug {
-    /// `Ok` to accept; `Err(reason)` rejects with `bad_certificate`.
-    fn verify(&self, peer: &PeerIdentity, context: VerifyContext<'_>) -> Result<(), String>;
+    /// `Ok` to accept (saying whether the peer is authenticated or only
+    /// admitted); `Err(reason)` rejects with `bad_certificate`, the reason
+    /// going into the error message.
+    fn verify(&self, peer: &PeerIdentity, context: VerifyContext<'_>) -> Result<PeerAuth, String>;
 }
 
 /// Accepts peers whose signature key is on an allow-list, like SSH's
@@ -185,7 +363,7 @@ impl PinnedKeys {
 }
 
 impl PeerVerifier for PinnedKeys {
-    fn verify(&self, peer: &PeerIdentity, context: VerifyContext<'_>) -> Result<(), String> {
+    fn verify(&self, peer: &PeerIdentity, context: VerifyContext<'_>) -> Result<PeerAuth, String> {
         if !self.keys.contains(&peer.signature_key) {
             return Err("peer signature key is not pinned".into());
         }
@@ -194,18 +372,58 @@ impl PeerVerifier for PinnedKeys {
                 return Err("peer changed its identity in an update".into());
             }
         }
-        Ok(())
+        Ok(PeerAuth::Authenticated)
     }
 }
 
 /// Accepts every peer. Only for tests and for trying things out: it gives
-/// no authentication at all.
+/// no authentication at all (every peer is [`PeerAuth::Anonymous`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AcceptAnyPeer;
 
 impl PeerVerifier for AcceptAnyPeer {
-    fn verify(&self, _: &PeerIdentity, _: VerifyContext<'_>) -> Result<(), String> {
-        Ok(())
+    fn verify(&self, _: &PeerIdentity, _: VerifyContext<'_>) -> Result<PeerAuth, String> {
+        Ok(PeerAuth::Anonymous)
+    }
+}
+
+/// Accepts a peer that either of two verifiers accepts, asking `first`
+/// first: e.g. pinned keys for known devices next to an X.509 PKI. On an
+/// update the verifier that accepts must accept the change, so a peer
+/// cannot move from one trust model to the other mid-session unless one
+/// verifier alone allows it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use mls_tls::profile::auth::{EitherVerifier, PinnedKeys};
+/// use mls_tls::profile::x509::{ClientAuth, RootCertStore, WebPkiClientVerifier};
+/// let pins = PinnedKeys::new([vec![7u8; 32]]);
+/// let pki = WebPkiClientVerifier::new(Arc::new(RootCertStore::empty()), ClientAuth::Required);
+/// let either = EitherVerifier::new(Arc::new(pins), Arc::new(pki));
+/// # let _ = either;
+/// ```
+#[derive(Debug, Clone)]
+pub struct EitherVerifier {
+    first: Arc<dyn PeerVerifier>,
+    second: Arc<dyn PeerVerifier>,
+}
+
+impl EitherVerifier {
+    /// Accepts what `first` or `second` accepts.
+    pub fn new(first: Arc<dyn PeerVerifier>, second: Arc<dyn PeerVerifier>) -> Self {
+        Self { first, second }
+    }
+}
+
+impl PeerVerifier for EitherVerifier {
+    fn verify(&self, peer: &PeerIdentity, context: VerifyContext<'_>) -> Result<PeerAuth, String> {
+        let first = match self.first.verify(peer, context) {
+            Ok(auth) => return Ok(auth),
+            Err(e) => e,
+        };
+        self.second
+            .verify(peer, context)
+            .map_err(|second| format!("{first}; and {second}"))
     }
 }
 
@@ -240,6 +458,7 @@ mod tests {
             credential: Vec::new(),
             name: name.to_vec(),
             signature_key: key.to_vec(),
+            authenticated: false,
         };
         let pins = PinnedKeys::new([vec![1], vec![2]]);
         assert!(pins

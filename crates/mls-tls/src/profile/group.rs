@@ -7,6 +7,7 @@ use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use rusqlite::Connection;
 
+use super::auth::Identity;
 use super::crypto::{CryptoBackend, MlsProvider};
 use super::message::TwoPartyMessageType;
 use super::store::SessionId;
@@ -62,6 +63,8 @@ pub(crate) fn capabilities(suite: CipherSuite) -> Capabilities {
     Capabilities::builder()
         .ciphersuites(vec![suite.mls()])
         .extensions(vec![ExtensionType::AppDataDictionary])
+        // Every leaf must support every member's credential type.
+        .credentials(vec![CredentialType::Basic, CredentialType::X509])
         .build()
 }
 
@@ -174,20 +177,37 @@ pub(crate) fn check_commit(staged: &StagedCommit) -> Result<&LeafNode, Error> {
 
 /// Creates and stages a commit with an empty proposal list and an
 /// UpdatePath, typed `typ`. Returns the `MLSMessage` bytes.
+/// With `rotate_to`, the UpdatePath leaf carries that identity's credential
+/// and key (the commit itself is signed by `identity`, our current leaf).
 pub(crate) fn create_commit(
     group: &mut MlsGroup,
     provider: &MlsProvider<'_>,
-    signer: &SignatureKeyPair,
+    identity: &Identity,
+    rotate_to: Option<&Identity>,
     typ: TwoPartyMessageType,
 ) -> Result<Vec<u8>, Error> {
     set_type(group, typ)?;
-    let bundle = group
+    let builder = group
         .commit_builder()
         .consume_proposal_store(false)
         .force_self_update(true)
         .load_psks(provider.storage())
-        .map_err(mls_err)?
-        .build(provider.rand(), provider.crypto(), signer, |_| false)
+        .map_err(mls_err)?;
+    let signer = identity.signer();
+    let built = match rotate_to {
+        None => builder.build(provider.rand(), provider.crypto(), signer, |_| false),
+        Some(next) => builder.build_with_new_signer(
+            provider.rand(),
+            provider.crypto(),
+            signer,
+            NewSignerBundle {
+                signer: next.signer(),
+                credential_with_key: next.credential(),
+            },
+            |_| false,
+        ),
+    };
+    let bundle = built
         .map_err(mls_err)?
         .stage_commit(provider)
         .map_err(mls_err)?;

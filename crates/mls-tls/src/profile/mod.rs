@@ -11,3 +11,4 @@ pub mod message;
 mod persist;
 pub mod store;
 pub mod suite;
+pub mod x509;

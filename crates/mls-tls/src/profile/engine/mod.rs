@@ -16,6 +16,7 @@ use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageTy
 use crate::profile::persist::{private_db, snapshot, GroupDb};
 
 mod resume;
+mod rotate;
 #[cfg(test)]
 mod tests;
 
@@ -115,7 +116,10 @@ struct Hello {
 
 /// A session with a group.
 struct Active {
+    /// The identity of our leaf in the current epoch.
     identity: Arc<Identity>,
+    /// An identity to install at our next commit's UpdatePath leaf.
+    rotate_to: Option<Arc<Identity>>,
     crypto: Arc<CryptoBackend>,
     group: MlsGroup,
     meta: SessionMeta,
@@ -133,7 +137,13 @@ impl Active {
         provider: &MlsProvider<'_>,
         typ: TwoPartyMessageType,
     ) -> Result<Vec<u8>, Error> {
-        let message = group::create_commit(&mut self.group, provider, self.identity.signer(), typ)?;
+        let message = group::create_commit(
+            &mut self.group,
+            provider,
+            &self.identity,
+            self.rotate_to.as_deref(),
+            typ,
+        )?;
         self.meta.pending = Some(PendingCommit {
             message: message.clone(),
             typ,
@@ -417,11 +427,8 @@ impl Engine {
         group::check_leaf(key_package.leaf_node())
             .map_err(|e| Error::HandshakeFailure(e.into()))?;
         let leaf = key_package.leaf_node();
-        let peer = PeerIdentity::from_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
-        self.config
-            .verifier
-            .verify(&peer, VerifyContext::KeyPackage)
-            .map_err(Error::BadCertificate)?;
+        let peer = PeerIdentity::from_leaf(leaf.credential(), leaf.signature_key().as_slice())?
+            .verified_by(&*self.config.verifier, VerifyContext::KeyPackage)?;
 
         let db = private_db()?;
         let (group, welcome) = {
@@ -445,6 +452,7 @@ impl Engine {
         let meta = new_session_meta(&group, suite, InitialRole::Responder, &peer, 0);
         self.active = Some(Active {
             identity,
+            rotate_to: None,
             crypto: Arc::new(crypto),
             group,
             meta,
@@ -502,11 +510,8 @@ impl Engine {
             .leaf(other.index)
             .ok_or_else(|| Error::IllegalParameter("responder leaf missing".into()))?;
         group::check_leaf(other_leaf).map_err(|e| Error::HandshakeFailure(e.into()))?;
-        let peer = PeerIdentity::from_leaf(&other.credential, &other.signature_key)?;
-        self.config
-            .verifier
-            .verify(&peer, VerifyContext::Welcome)
-            .map_err(Error::BadCertificate)?;
+        let peer = PeerIdentity::from_leaf(&other.credential, &other.signature_key)?
+            .verified_by(&*self.config.verifier, VerifyContext::Welcome)?;
 
         let epoch = group.epoch().as_u64();
         let secrets = export(&group, &hello.crypto, suite)?;
@@ -525,6 +530,7 @@ impl Engine {
         })?;
         self.active = Some(Active {
             identity: hello.identity,
+            rotate_to: None,
             crypto: Arc::new(hello.crypto),
             group,
             meta,
@@ -637,6 +643,7 @@ impl Engine {
                 .take()
                 .ok_or(Error::ApiMisuse("no pending commit"))?;
             a.group.merge_pending_commit(provider).map_err(mls_err)?;
+            a.sync_identity();
             let processed = a
                 .group
                 .process_message(provider, message)
@@ -880,10 +887,12 @@ fn process_commit(
         )));
     };
     let leaf = group::check_commit(&staged).map_err(authenticated)?;
-    let peer = PeerIdentity::from_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
-    verifier
-        .verify(&peer, VerifyContext::UpdatePath { previous: &a.peer })
-        .map_err(|e| authenticated(Error::BadCertificate(e)))?;
+    let peer = PeerIdentity::from_leaf(leaf.credential(), leaf.signature_key().as_slice())?
+        .verified_by(verifier, VerifyContext::UpdatePath { previous: &a.peer })
+        .map_err(authenticated)?;
+    // A rotated credential is the one a resumption checks against next.
+    a.meta.peer_credential = peer.credential.clone();
+    a.meta.peer_signature_key = peer.signature_key.clone();
     a.peer = peer;
     Ok(staged)
 }

@@ -4,15 +4,14 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use openmls::prelude::tls_codec::Deserialize as _;
-use openmls::prelude::{Credential, OpenMlsProvider as _};
+use openmls::prelude::OpenMlsProvider as _;
 
 use super::{
     apply_and_confirm, export, export_staged, process_commit, split, Active, Engine, EpochSecret,
     Event, ProfileConfig, State,
 };
 use crate::error::Error;
-use crate::profile::auth::PeerIdentity;
+use crate::profile::auth::{PeerAuth, PeerIdentity, VerifyContext};
 use crate::profile::group::{self, mls_err};
 use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
 use crate::profile::persist::{private_db, restore, GroupDb};
@@ -144,6 +143,7 @@ impl Engine {
                 // Rule 2: builds on our pending commit.
                 a.meta.pending = None;
                 a.group.merge_pending_commit(provider).map_err(mls_err)?;
+                a.sync_identity();
                 let staged = process_commit(a, provider, body, &*verifier, type_ok)?;
                 a.group
                     .merge_staged_commit(provider, *staged)
@@ -226,6 +226,7 @@ impl Engine {
                 return Err(Error::DecryptError("response for another epoch".into()).into());
             }
             a.group.merge_pending_commit(provider).map_err(mls_err)?;
+            a.sync_identity();
             a.meta.pending = None;
             apply_and_confirm(a, provider, body, &*verifier, |t| {
                 matches!(
@@ -271,22 +272,47 @@ pub(super) fn load_active(
     let group = group::load_group(&db, id)?
         .ok_or_else(|| Error::Store(format!("stored session {id} has no group")))?;
     let meta = stored.meta;
-    let identity = config
-        .identities
-        .iter()
-        .find(|i| i.suite() == meta.suite)
-        .cloned()
-        .ok_or_else(|| Error::HandshakeFailure(format!("no identity for {}", meta.suite)))?;
-    let crypto = Arc::new(group::backend(meta.suite)?);
-    let peer = PeerIdentity {
-        credential: meta.peer_credential.clone(),
-        name: Credential::tls_deserialize_exact(&meta.peer_credential)
-            .map(|c| c.serialized_content().to_vec())
-            .unwrap_or_default(),
-        signature_key: meta.peer_signature_key.clone(),
+    // The identity whose key is in our leaf (after a rotation, not
+    // necessarily the first for the suite); and one whose key a pending
+    // commit of ours installs.
+    let by_key = |key: Option<&[u8]>| {
+        config
+            .identities
+            .iter()
+            .find(|i| i.suite() == meta.suite && Some(i.public_key()) == key)
+            .cloned()
     };
+    let own_key = group.own_leaf_node().map(|l| l.signature_key().as_slice());
+    if !config.identities.iter().any(|i| i.suite() == meta.suite) {
+        return Err(Error::HandshakeFailure(format!(
+            "no identity for {}",
+            meta.suite
+        )));
+    }
+    let identity = by_key(own_key).ok_or_else(|| {
+        Error::InvalidConfig(format!(
+            "no configured {} identity has the key of our leaf in session {id} \
+             (after rotate_identity, add the new identity to the configuration)",
+            meta.suite
+        ))
+    })?;
+    let rotate_to = group
+        .pending_commit()
+        .and_then(|c| c.update_path_leaf_node())
+        .map(|l| l.signature_key().as_slice())
+        .filter(|key| *key != identity.public_key())
+        .and_then(|key| by_key(Some(key)));
+    let crypto = Arc::new(group::backend(meta.suite)?);
+    let mut peer = PeerIdentity::from_stored(&meta.peer_credential, &meta.peer_signature_key);
+    // Whether the stored peer still counts as authenticated; the peer's
+    // next UpdatePath leaf (part of every resumption) is verified in full.
+    peer.authenticated = config
+        .verifier
+        .verify(&peer, VerifyContext::UpdatePath { previous: &peer })
+        == Ok(PeerAuth::Authenticated);
     let active = Active {
         identity,
+        rotate_to,
         crypto,
         group,
         meta,
