@@ -244,6 +244,7 @@ fn valid_chains_on_both_sides_for_every_signature_family() {
         SUITE,                                     // Ed25519
         CipherSuite::P256Aes128GcmSha256P256,      // 0x0002, ECDSA P-256
         CipherSuite::MlKem1024Aes256GcmSha384P384, // 0x0042, ECDSA P-384
+        CipherSuite::P384Aes256GcmSha384P384,      // 0x0007, ECDSA P-384
     ] {
         let (mut c, mut s, result) = connect(
             pki.identity("client.example", suite),
