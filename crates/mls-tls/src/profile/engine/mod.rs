@@ -13,21 +13,27 @@ use crate::profile::auth::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
 use crate::profile::crypto::{CryptoBackend, MlsProvider};
 use crate::profile::group::{self, mls_err};
 use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
-use crate::profile::persist::{private_db, snapshot, GroupDb};
+use crate::profile::persist::{private_db, GroupDb};
 
+mod commit;
 mod resume;
 mod rotate;
 #[cfg(test)]
 mod tests;
+mod transition;
 
 use crate::error::{Error, PeerMisbehaved};
 use crate::profile::store::{
-    self, InitialRole, Lease, PendingCommit, Precondition, SessionId, SessionMeta, SessionStore,
-    StoredSession, StoredState,
+    self, InitialRole, Lease, PendingCommit, SessionId, SessionMeta, SessionStore, StoredState,
 };
 use crate::profile::suite::CipherSuite;
-use crate::schedule::{Side, TrafficSecret, TrafficSecrets};
+use crate::schedule::{Side, TrafficSecret};
+use commit::{
+    apply_and_confirm, claim_send_epoch, export, export_staged, install_both, process_commit,
+    split, Applied,
+};
 pub use resume::Resumption;
+use transition::{authenticated, store_new, Fail};
 
 /// What a profile engine needs: who we are, whom we accept, where sessions
 /// are kept.
@@ -149,29 +155,6 @@ impl Active {
             typ,
         });
         Ok(message)
-    }
-}
-
-/// A failure inside a transition, and whether it came from a message that
-/// authenticated (then the session is deleted, SPEC 8).
-struct Fail {
-    error: Error,
-    delete: bool,
-}
-
-impl From<Error> for Fail {
-    fn from(error: Error) -> Self {
-        Self {
-            error,
-            delete: false,
-        }
-    }
-}
-
-fn authenticated(error: Error) -> Fail {
-    Fail {
-        error,
-        delete: true,
     }
 }
 
@@ -680,159 +663,6 @@ impl Engine {
         self.switch_sending(&mut events, epoch, suite, send, stuck);
         Ok(events)
     }
-
-    /// Runs `f` as one stored transition: committed with the updated
-    /// metadata if it succeeds; otherwise rolled back, the group reloaded,
-    /// and the session deleted if the failure was authenticated (SPEC 8).
-    fn transition<R>(
-        &mut self,
-        now: SystemTime,
-        f: impl FnOnce(&mut Active, &MlsProvider<'_>) -> Result<R, Fail>,
-    ) -> Result<R, Error> {
-        let store = self.config.store.clone();
-        let (Some(active), Some(group_db)) = (self.active.as_mut(), self.db.as_mut()) else {
-            return Err(Error::ApiMisuse("no session"));
-        };
-        let (id, version) = (&active.meta.id, active.meta.version);
-        match group_db.open(&store, id, version) {
-            Ok(_) => {}
-            Err(Error::Superseded) => {
-                // Another connection owns the session now (SPEC 8).
-                self.active = None;
-                self.db = None;
-                self.state = State::Closed;
-                return Err(Error::Superseded);
-            }
-            Err(e) => return Err(e),
-        }
-        let db = group_db.open(&store, id, version)?;
-        let crypto = active.crypto.clone();
-        if active.provisional {
-            // Not stored yet: a failure ends the provisional session anyway.
-            return f(active, &MlsProvider::new(&crypto, db)).map_err(|fail| fail.error);
-        }
-        let before = active.meta.clone();
-        let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Deferred)
-            .map_err(store::store_err)?;
-        let mut delete = false;
-        let outcome = match f(active, &MlsProvider::new(&crypto, &tx)) {
-            Ok(r) => {
-                active.meta.last_used = store::secs(now);
-                active.meta.version = before.version + 1;
-                let saved = snapshot(&tx).and_then(|group| {
-                    let session = StoredSession {
-                        meta: active.meta.clone(),
-                        group,
-                    };
-                    store.save(&session, Precondition::Version(before.version))
-                });
-                match saved {
-                    Ok(true) => Ok(r),
-                    // Another connection resumed (or ended) this session
-                    // since this one loaded it (SPEC 8: the older closes).
-                    Ok(false) => Err(Error::Superseded),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(fail) => {
-                delete = fail.delete;
-                Err(fail.error)
-            }
-        };
-        let error = match outcome {
-            // Stored: the private copy follows.
-            Ok(r) => {
-                tx.commit().map_err(store::store_err)?;
-                if active.meta.state == StoredState::Synced {
-                    // Idle until the next update: the store has the state.
-                    *group_db = GroupDb::Parked;
-                }
-                return Ok(r);
-            }
-            Err(error) => {
-                drop(tx); // rolls back
-                error
-            }
-        };
-        if matches!(error, Error::Superseded) {
-            // Another connection owns the session now: this engine must
-            // never touch it again.
-            self.active = None;
-            self.db = None;
-            self.state = State::Closed;
-        } else if delete {
-            let _ = store.delete(&before.id);
-        } else {
-            // The transaction rolled back: go back to the stored state.
-            active.meta = before;
-            if let Ok(Some(group)) = group::load_group(db, &active.meta.id) {
-                active.group = group;
-            }
-        }
-        Err(error)
-    }
-}
-
-/// Stores a new session from its private database, unless one with the same
-/// id exists (`Err(None)`); then parks the database.
-fn store_new(
-    store: &SessionStore,
-    meta: &SessionMeta,
-    db: &mut GroupDb,
-) -> Result<(), Option<Error>> {
-    let GroupDb::Open(conn) = db else {
-        return Err(Some(Error::ApiMisuse("new session without its database")));
-    };
-    let session = StoredSession {
-        meta: meta.clone(),
-        group: snapshot(conn).map_err(Some)?,
-    };
-    match store.save(&session, Precondition::Absent) {
-        Ok(true) => {
-            *db = GroupDb::Parked;
-            Ok(())
-        }
-        Ok(false) => Err(None),
-        Err(e) => Err(Some(e)),
-    }
-}
-
-/// A peer commit applied and answered (see [`apply_and_confirm`]).
-struct Applied {
-    eku: Vec<u8>,
-    epoch: u64,
-    secrets: TrafficSecrets,
-    suite: CipherSuite,
-    stuck: Option<Vec<u8>>,
-}
-
-/// Applies a peer commit (checked by [`process_commit`]), records it as
-/// the last merged commit, creates the EpochKeyUpdate in the new epoch and
-/// claims sending keys for it (SPEC 7, 8).
-fn apply_and_confirm(
-    a: &mut Active,
-    provider: &MlsProvider<'_>,
-    body: &[u8],
-    verifier: &dyn PeerVerifier,
-    type_ok: impl Fn(TwoPartyMessageType) -> bool,
-) -> Result<Applied, Fail> {
-    let staged = process_commit(a, provider, body, verifier, type_ok)?;
-    let secrets = export_staged(&staged, &a.crypto, a.meta.suite)?;
-    a.group
-        .merge_staged_commit(provider, *staged)
-        .map_err(mls_err)?;
-    let epoch = a.group.epoch().as_u64();
-    a.meta.last_commit_hash = Some(group::commit_hash(body));
-    a.meta.state = StoredState::Synced;
-    let eku = group::create_epoch_key_update(&mut a.group, provider, a.identity.signer())?;
-    let stuck = claim_send_epoch(a, provider, epoch)?;
-    Ok(Applied {
-        eku,
-        epoch,
-        secrets,
-        suite: a.meta.suite,
-        stuck,
-    })
 }
 
 /// The profile row of a newly established session.
@@ -858,112 +688,6 @@ fn new_session_meta(
         last_used: now,
         version: 0,
     }
-}
-
-/// Processes a commit message: decrypts it (failure: `decrypt_error`, the
-/// session kept), then checks type, shape and credentials (failure: the
-/// message authenticated, so the session is deleted).
-fn process_commit(
-    a: &mut Active,
-    provider: &MlsProvider<'_>,
-    body: &[u8],
-    verifier: &dyn PeerVerifier,
-    type_ok: impl Fn(TwoPartyMessageType) -> bool,
-) -> Result<Box<StagedCommit>, Fail> {
-    let message = group::parse_private_message(body)?;
-    let processed = a
-        .group
-        .process_message(provider, message)
-        .map_err(|e| Error::DecryptError(format!("commit: {e:?}")))?;
-    let typ = group::message_type(&processed).map_err(authenticated)?;
-    if !type_ok(typ) {
-        return Err(authenticated(Error::IllegalParameter(format!(
-            "commit typed {typ:?} here"
-        ))));
-    }
-    let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
-        return Err(authenticated(Error::IllegalParameter(
-            "not a commit".into(),
-        )));
-    };
-    let leaf = group::check_commit(&staged).map_err(authenticated)?;
-    let peer = PeerIdentity::from_leaf(leaf.credential(), leaf.signature_key().as_slice())?
-        .verified_by(verifier, VerifyContext::UpdatePath { previous: &a.peer })
-        .map_err(authenticated)?;
-    // A rotated credential is the one a resumption checks against next.
-    a.meta.peer_credential = peer.credential.clone();
-    a.meta.peer_signature_key = peer.signature_key.clone();
-    a.peer = peer;
-    Ok(staged)
-}
-
-/// Applies the key-reuse invariant (SPEC 8) on reaching `epoch`: sending
-/// keys for it only if no keys for that epoch number were ever installed
-/// (`None`). Otherwise the direction is stuck: a fresh ConnectionUpdate to a
-/// new epoch is created, stored as pending, and returned for sending. This
-/// only happens after resumptions where a dropped commit's early data used
-/// the epoch number, and then this direction has no keys on the connection,
-/// so the update travels in plaintext.
-fn claim_send_epoch(
-    a: &mut Active,
-    provider: &MlsProvider<'_>,
-    epoch: u64,
-) -> Result<Option<Vec<u8>>, Fail> {
-    if epoch > a.meta.last_send_epoch {
-        a.meta.last_send_epoch = epoch;
-        return Ok(None);
-    }
-    let update = a.commit_pending(provider, TwoPartyMessageType::ConnectionUpdate)?;
-    a.meta.state = StoredState::AwaitingEpochKeyUpdate;
-    Ok(Some(update))
-}
-
-fn export(
-    group: &MlsGroup,
-    crypto: &CryptoBackend,
-    suite: CipherSuite,
-) -> Result<TrafficSecrets, Error> {
-    TrafficSecrets::from_exporter(suite.hash(), |label, len| {
-        group
-            .export_secret(crypto, label, &[], len)
-            .map_err(mls_err)
-    })
-}
-
-fn export_staged(
-    staged: &StagedCommit,
-    crypto: &CryptoBackend,
-    suite: CipherSuite,
-) -> Result<TrafficSecrets, Error> {
-    TrafficSecrets::from_exporter(suite.hash(), |label, len| {
-        staged
-            .export_secret(crypto, label, &[], len)
-            .map_err(mls_err)
-    })
-}
-
-/// (send, receive) secrets for `side`.
-fn split(secrets: TrafficSecrets, side: Side) -> (TrafficSecret, TrafficSecret) {
-    match side {
-        Side::Client => (secrets.client, secrets.server),
-        Side::Server => (secrets.server, secrets.client),
-    }
-}
-
-fn install_both(epoch: u64, suite: CipherSuite, secrets: TrafficSecrets, side: Side) -> Vec<Event> {
-    let (send, receive) = split(secrets, side);
-    vec![
-        Event::InstallReceiveKeys(EpochSecret {
-            epoch,
-            suite,
-            secret: receive,
-        }),
-        Event::InstallSendKeys(EpochSecret {
-            epoch,
-            suite,
-            secret: send,
-        }),
-    ]
 }
 
 fn bad_body(what: &'static str) -> Error {
