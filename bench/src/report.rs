@@ -40,8 +40,8 @@ pub struct Row {
     pub ours_median: f64,
     /// Median of `theirs`.
     pub theirs_median: f64,
-    /// `ours_median / theirs_median`.
-    pub ratio: f64,
+    /// `ours_median / theirs_median`; none when the baseline is zero.
+    pub ratio: Option<f64>,
     /// How it was measured, when the label does not say it all.
     pub note: Option<String>,
 }
@@ -69,7 +69,7 @@ impl Row {
             theirs,
             ours_median: om,
             theirs_median: tm,
-            ratio: if tm == 0.0 { f64::NAN } else { om / tm },
+            ratio: (tm != 0.0 && tm.is_finite()).then(|| om / tm),
             note: None,
         }
     }
@@ -152,13 +152,13 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {:.2} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 r.label,
                 r.kx.map_or("-", |k| k.label()),
                 r.unit,
                 fmt_num(r.ours_median),
                 base,
-                r.ratio,
+                r.ratio.map_or("n/a".into(), |x| format!("{x:.2}")),
                 match r.better {
                     Better::Higher => "higher",
                     Better::Lower => "lower",

@@ -40,7 +40,7 @@ fn over(
 }
 
 fn ratio(x: &Row) -> f64 {
-    x.ratio
+    x.ratio.unwrap_or(f64::NAN)
 }
 
 fn ours(x: &Row) -> f64 {
