@@ -1,9 +1,12 @@
 //! Rows measured without sockets: full handshakes and key update rounds.
-//! Both sides run in one thread; each side's CPU time is the time spent in
-//! the calls that side makes (constructor, `read_tls`, processing,
-//! `write_tls`, starting an update).
+//! Both sides run in one thread; each side's CPU time is the thread CPU
+//! time spent in the calls that side makes (constructor, `read_tls`,
+//! processing, `write_tls`, starting an update). Thread CPU time, not wall
+//! time, so that being preempted by other processes does not count.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use rustix::time::{clock_gettime, ClockId};
 
 use mls_tls::conn::{ClientConnection, ServerConnection};
 
@@ -20,10 +23,15 @@ struct Cost {
     flights: usize,
 }
 
+fn thread_cpu() -> Duration {
+    let t = clock_gettime(ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 fn timed<R>(acc: &mut Duration, f: impl FnOnce() -> R) -> R {
-    let start = Instant::now();
+    let start = thread_cpu();
     let r = f();
-    *acc += start.elapsed();
+    *acc += thread_cpu().saturating_sub(start);
     r
 }
 

@@ -59,9 +59,12 @@ pub struct Options {
     /// Where every sample is written as JSON.
     #[arg(long, default_value = "target/bench-compare.json")]
     pub json: PathBuf,
-    /// Where the plot (PNG) is written; `--plot ''` for none.
+    /// Where the plot (PNG) is written.
     #[arg(long, default_value = "target/bench-compare.png")]
     pub plot: PathBuf,
+    /// Do not draw the plot.
+    #[arg(long)]
+    pub no_plot: bool,
     /// Sections to run (default all).
     #[arg(long = "only", value_enum, value_delimiter = ',')]
     pub only: Vec<Section>,
@@ -201,6 +204,7 @@ pub fn run(o: &Options) -> Result<Report, BoxError> {
         eprintln!("warning: unoptimized build; use --release for meaningful numbers");
     }
     let mut settings = vec![
+        format!("load average before the run: {}", load_average()),
         format!(
             "bulk: {} MiB x {} per stack",
             plan.bulk_bytes >> 20,
@@ -262,11 +266,19 @@ pub fn run(o: &Options) -> Result<Report, BoxError> {
     report.targets = targets::check(&report);
     print(&report);
     write_json(&report, &o.json)?;
-    if !o.plot.as_os_str().is_empty() {
+    if !o.no_plot {
         plot::draw(&report, &o.plot)?;
         println!("plot: {}", o.plot.display());
     }
     Ok(report)
+}
+
+/// The 1, 5 and 15 minute load averages: other work on the machine skews
+/// wall-clock rows (bulk, resumption), not the CPU-time rows.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Table order: the order of the rows in the issue.

@@ -71,6 +71,8 @@ async fn open_pair(
     let addr = listener.local_addr()?;
     let client = async {
         let sock = TcpStream::connect(addr).await?;
+        // Without it, Nagle and delayed ACKs stall each handshake ~40 ms.
+        sock.set_nodelay(true)?;
         let mut b = [1u8];
         let held: Held = match (which, mls, tls) {
             (Impl::Ours, Some(s), _) => {
@@ -95,6 +97,7 @@ async fn open_pair(
     };
     let server = async {
         let (sock, _) = listener.accept().await?;
+        sock.set_nodelay(true)?;
         let mut b = [0u8];
         let held: Held = match (which, mls, tls) {
             (Impl::Ours, Some(s), _) => {
