@@ -42,6 +42,10 @@ pub struct Row {
     pub theirs_median: f64,
     /// `ours_median / theirs_median`; none when the baseline is zero.
     pub ratio: Option<f64>,
+    /// Median of `ours[i] / theirs[i]` when the samples were taken in
+    /// alternating pairs: steadier than `ratio` when other load on the
+    /// machine drifts during the run.
+    pub paired_ratio: Option<f64>,
     /// How it was measured, when the label does not say it all.
     pub note: Option<String>,
 }
@@ -58,6 +62,13 @@ impl Row {
         theirs: Vec<f64>,
     ) -> Self {
         let (om, tm) = (median(&ours), median(&theirs));
+        let pairs: Vec<f64> = ours
+            .iter()
+            .zip(&theirs)
+            .filter(|(_, &t)| t != 0.0)
+            .map(|(o, t)| o / t)
+            .collect();
+        let paired_ratio = (ours.len() == theirs.len() && pairs.len() > 1).then(|| median(&pairs));
         Self {
             id: id.into(),
             kx,
@@ -70,6 +81,7 @@ impl Row {
             ours_median: om,
             theirs_median: tm,
             ratio: (tm != 0.0 && tm.is_finite()).then(|| om / tm),
+            paired_ratio,
             note: None,
         }
     }
@@ -141,9 +153,9 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| figure | pairing | unit | ours | baseline | ratio ours/baseline | better |"
+            "| figure | pairing | unit | ours | baseline | ratio ours/baseline | paired ratio | better |"
         );
-        let _ = writeln!(out, "| --- | --- | --- | ---: | ---: | ---: | --- |");
+        let _ = writeln!(out, "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |");
         for r in &self.rows {
             let base = if r.baseline == "rustls" {
                 fmt_num(r.theirs_median)
@@ -152,13 +164,14 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.label,
                 r.kx.map_or("-", |k| k.label()),
                 r.unit,
                 fmt_num(r.ours_median),
                 base,
                 r.ratio.map_or("n/a".into(), |x| format!("{x:.2}")),
+                r.paired_ratio.map_or("-".into(), |x| format!("{x:.2}")),
                 match r.better {
                     Better::Higher => "higher",
                     Better::Lower => "lower",

@@ -22,7 +22,7 @@ pub(crate) enum BenchCommand {
     /// Side by side with rustls (TLS 1.3) on this machine: handshakes,
     /// bulk, record layer, key updates, resumption over a delaying relay,
     /// idle memory; medians, ratios, a JSON of every sample and a plot.
-    Compare(mlstls_bench::Options),
+    Compare(Box<mlstls_bench::Options>),
 }
 
 #[derive(Debug, Args)]
