@@ -97,6 +97,11 @@ pub struct Options {
     /// stack (later stacks then reuse memory the earlier ones freed).
     #[arg(long)]
     pub memory_in_process: bool,
+    /// Keep MLS-TLS sessions of the memory row in SQLite files under this
+    /// directory (e.g. on tmpfs) instead of memory, to tell stored sessions
+    /// from connection state.
+    #[arg(long)]
+    pub memory_store_dir: Option<PathBuf>,
     /// Internal: measure memory of one stack and print it as JSON.
     #[arg(long, hide = true, value_names = ["IMPL", "KX"], num_args = 2)]
     pub memory_child: Vec<String>,
@@ -367,9 +372,9 @@ fn memory_row(kx: Kx, conns: usize, o: &Options) -> Result<(Row, String), BoxErr
     let mut samples = Vec::new();
     for which in [Impl::Ours, Impl::Rustls] {
         let s = match (&o.child, o.memory_in_process) {
-            (Some(cmd), false) => spawn_child(cmd, which, kx, conns)?,
+            (Some(cmd), false) => spawn_child(cmd, which, kx, conns, o)?,
             _ => {
-                let mut s = memory::measure(which, kx, conns)?;
+                let mut s = memory::measure(which, kx, conns, o.memory_store_dir.as_deref())?;
                 s.transport += ", in process (after the other rows)";
                 s
             }
@@ -421,13 +426,18 @@ fn spawn_child(
     which: Impl,
     kx: Kx,
     conns: usize,
+    o: &Options,
 ) -> Result<memory::MemSample, BoxError> {
     let (prog, args) = cmd.split_first().ok_or("empty child command")?;
-    let out = Command::new(prog)
+    let mut child = Command::new(prog);
+    child
         .args(args)
         .args(["--memory-child", impl_name(which), kx_name(kx)])
-        .args(["--conns", &conns.to_string()])
-        .output()?;
+        .args(["--conns", &conns.to_string()]);
+    if let Some(dir) = &o.memory_store_dir {
+        child.arg("--memory-store-dir").arg(dir);
+    }
+    let out = child.output()?;
     if !out.status.success() {
         return Err(format!(
             "memory child failed: {}",
@@ -454,7 +464,12 @@ fn memory_child(which: &str, kx: &str, o: &Options) -> Result<Report, BoxError> 
         "classical" => Kx::Classical,
         _ => return Err(format!("unknown pairing {kx}").into()),
     };
-    let s = memory::measure(which, kx, o.conns.unwrap_or(10_000))?;
+    let s = memory::measure(
+        which,
+        kx,
+        o.conns.unwrap_or(10_000),
+        o.memory_store_dir.as_deref(),
+    )?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "{}", serde_json::to_string(&s)?)?;
     Ok(Report {

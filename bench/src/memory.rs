@@ -124,15 +124,22 @@ async fn open_pair(
     Ok((c?, s?))
 }
 
-/// Measures one stack in this process.
-pub fn measure(which: Impl, kx: Kx, requested: usize) -> Result<MemSample, BoxError> {
+/// Measures one stack in this process; with `store_dir`, MLS-TLS sessions
+/// go to SQLite files there instead of memory (on tmpfs, that leaves only
+/// connection state in the process's resident memory).
+pub fn measure(
+    which: Impl,
+    kx: Kx,
+    requested: usize,
+    store_dir: Option<&std::path::Path>,
+) -> Result<MemSample, BoxError> {
     let (count, limited_by) = fd_budget(requested);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let (mls, tls) = match which {
-            Impl::Ours => (Some(MlsStack::new(kx)?), None),
+            Impl::Ours => (Some(MlsStack::with_store(kx, store_dir)?), None),
             Impl::Rustls => (None, Some(RustlsStack::new(kx)?)),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -151,11 +158,15 @@ pub fn measure(which: Impl, kx: Kx, requested: usize) -> Result<MemSample, BoxEr
         tokio::time::sleep(Duration::from_millis(50)).await;
         let after = rss_bytes().ok_or("no VmRSS in /proc/self/status")?;
         drop(held);
+        let transport = match store_dir {
+            Some(d) => format!("loopback TCP, sessions in files under {}", d.display()),
+            None => "loopback TCP".into(),
+        };
         Ok(MemSample {
             requested,
             count,
             per_conn_bytes: after.saturating_sub(before) as f64 / count.max(1) as f64,
-            transport: "loopback TCP".into(),
+            transport,
             limited_by,
         })
     })

@@ -84,19 +84,30 @@ pub(crate) struct MlsStack {
 
 impl MlsStack {
     pub(crate) fn new(kx: Kx) -> Result<Self, BoxError> {
+        Self::with_store(kx, None)
+    }
+
+    /// Sessions in SQLite files under `dir` instead of memory.
+    pub(crate) fn with_store(kx: Kx, dir: Option<&std::path::Path>) -> Result<Self, BoxError> {
         let suite = kx.suite();
-        let store = || SessionStore::in_memory().map(Arc::new);
+        let store = |name: &str| {
+            match dir {
+                Some(d) => SessionStore::open(d.join(name)),
+                None => SessionStore::in_memory(),
+            }
+            .map(Arc::new)
+        };
         let policy = UpdatePolicy::manual();
         let client = ClientConfig::new(
             Identity::generate("client", suite)?,
             Arc::new(AcceptAnyPeer),
-            store()?,
+            store("client.db")?,
         )
         .update_policy(policy);
         let server = ServerConfig::new(
             Identity::generate("server", suite)?,
             Arc::new(AcceptAnyPeer),
-            store()?,
+            store("server.db")?,
         )
         .update_policy(policy);
         Ok(Self {
