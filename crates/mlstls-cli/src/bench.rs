@@ -19,6 +19,10 @@ pub(crate) enum BenchCommand {
     /// CPU time of the profile engine (both sides in one thread): full
     /// handshake, update round and resumption round per suite.
     Profile(ProfileArgs),
+    /// Side by side with rustls (TLS 1.3) on this machine: handshakes,
+    /// bulk, record layer, key updates, resumption over a delaying relay,
+    /// idle memory; medians, ratios, a JSON of every sample and a plot.
+    Compare(Box<mlstls_bench::Options>),
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +74,15 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<(), String> {
         BenchCommand::Profile(args) => profile(args),
         BenchCommand::Conn(args) => {
             crate::bench_conn::run(args.mib, args.rounds, args.suites, args.durable)
+        }
+        BenchCommand::Compare(mut options) => {
+            // Memory is measured in a fresh `mlstls bench compare` per stack.
+            options.child = std::env::current_exe()
+                .ok()
+                .map(|exe| vec![exe.into_os_string(), "bench".into(), "compare".into()]);
+            mlstls_bench::run(&options)
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
     }
 }
