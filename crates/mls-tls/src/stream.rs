@@ -52,15 +52,17 @@ fn read_once(
     Ok(n > 0)
 }
 
-/// Drives the handshake until data may flow, or, with `early_ok`, until
-/// early data may be sent.
+/// Drives the handshake until it is over, or, with `send_ok`, until data
+/// written now leaves at once: a client's early data, a server's answer
+/// under the keys of its ServerHello or ResumptionResponse (0.5-RTT, so a
+/// server answers early data in its first flight).
 fn complete_handshake(
     conn: &mut ConnectionCore,
     sock: &mut (impl Read + Write + ?Sized),
-    early_ok: bool,
+    send_ok: bool,
 ) -> io::Result<()> {
     flush_tls(conn, sock)?;
-    while conn.is_handshaking() && !(early_ok && conn.is_early_data_window()) {
+    while conn.is_handshaking() && !(send_ok && conn.may_send_data()) {
         if !read_once(conn, sock)? {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }

@@ -276,3 +276,72 @@ fn replayed_resumption_flight_over_tcp_is_refused() {
         results[3].1
     );
 }
+
+/// A transport that yields `input` once, then end of stream, and keeps
+/// everything written.
+struct OneFlight {
+    input: std::io::Cursor<Vec<u8>>,
+    output: Vec<u8>,
+}
+
+impl Read for OneFlight {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for OneFlight {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_server_stream_answers_early_data_in_its_first_flight() {
+    let (cc, sc) = configs(CipherSuite::X25519Aes128GcmSha256Ed25519);
+    let (port, server) = echo_server(sc.clone(), 1);
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = StreamOwned::new(ClientConnection::new(cc.clone()).unwrap(), sock);
+    stream.write_all(b"x").unwrap();
+    stream.read_exact(&mut [0u8; 1]).unwrap();
+    let id = stream.conn.session_id().unwrap().clone();
+    stream.close().unwrap();
+    drop(stream);
+    server.join().unwrap();
+
+    // The client's whole first flight: ResumptionRequest plus early data.
+    let mut client = ClientConnection::resume(cc, &id).unwrap();
+    client.writer().write_all(b"ping").unwrap();
+    let mut flight = Vec::new();
+    while client.wants_write() {
+        client.write_tls(&mut flight).unwrap();
+    }
+
+    // The server sees only that flight: its answer must not wait for the
+    // client's EpochKeyUpdate (a second round trip), which never comes.
+    let transport = OneFlight {
+        input: std::io::Cursor::new(flight),
+        output: Vec::new(),
+    };
+    let mut server = StreamOwned::new(ServerConnection::new(sc), transport);
+    let mut got = [0u8; 4];
+    server.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ping");
+    server.write_all(b"pong").unwrap();
+    assert!(
+        server.conn.is_handshaking(),
+        "EpochKeyUpdate not yet received"
+    );
+
+    // One round trip: the server's first flight carries the answer.
+    let reply = std::mem::take(&mut server.sock.output);
+    client.read_tls(&mut &reply[..]).unwrap();
+    client.process_new_packets().unwrap();
+    let mut answer = Vec::new();
+    let _ = client.reader().read_to_end(&mut answer);
+    assert_eq!(answer, b"pong");
+}
