@@ -33,7 +33,8 @@ impl ByteQueue {
         out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
         self.start += n;
         if self.start == self.buf.len() {
-            self.buf.clear();
+            // Drained: free the memory rather than keep it for an idle peer.
+            self.buf = Vec::new();
             self.start = 0;
         }
         n

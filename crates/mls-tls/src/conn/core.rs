@@ -151,6 +151,8 @@ impl ConnectionCore {
         if let Err(e) = self.process_records() {
             return Err(self.fail(e));
         }
+        // Idle connections keep no buffers (rustls does the same).
+        self.deframer.release_if_empty();
         Ok(self.io_state())
     }
 
@@ -346,8 +348,9 @@ impl ConnectionCore {
         }
     }
 
-    /// Whether application data may be sealed now.
-    fn may_send_data(&self) -> bool {
+    /// Whether application data may be sealed now: after the handshake, as
+    /// early data, or (server) as 0.5-RTT data under the keys it installed.
+    pub(crate) fn may_send_data(&self) -> bool {
         if !self.sealer.is_encrypting() || !self.engine.may_send_application_data() {
             return false;
         }
@@ -444,7 +447,8 @@ impl ConnectionCore {
         let n = wr.write(&self.sendable[self.sendable_start..])?;
         self.sendable_start += n;
         if self.sendable_start == self.sendable.len() {
-            self.sendable.clear();
+            // Everything sent: free the buffer rather than keep it idle.
+            self.sendable = Vec::new();
             self.sendable_start = 0;
         }
         Ok(n)

@@ -85,6 +85,17 @@ impl Deframer {
         Ok(n)
     }
 
+    /// Frees the buffer if it holds no bytes, so an idle connection keeps no
+    /// receive buffer (it is allocated again by the next read). Reading a
+    /// whole buffer's worth costs far more than the allocation.
+    pub fn release_if_empty(&mut self) {
+        if self.buffered_len() == 0 {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
     /// Copies as much of `data` as fits and returns how many bytes were
     /// taken; the rest must be pushed again after taking records out.
     pub fn push(&mut self, data: &[u8]) -> usize {
@@ -208,6 +219,20 @@ mod tests {
         assert_eq!(d.next_record().unwrap().unwrap().payload, &[1, 2, 3]);
         assert!(d.next_record().unwrap().is_none());
         assert_eq!(d.buffered_len(), 0);
+    }
+
+    #[test]
+    fn empty_buffer_is_released_and_a_partial_record_kept() {
+        let mut d = Deframer::new();
+        d.push(&[22, 3, 3, 0, 2, 1]);
+        d.release_if_empty();
+        assert_eq!(d.buffered_len(), 1 + HEADER_LEN, "partial record kept");
+        d.push(&[2]);
+        assert_eq!(d.next_record().unwrap().unwrap().payload, &[1, 2]);
+        d.release_if_empty();
+        assert_eq!(d.buf.capacity(), 0);
+        d.push(&[22, 3, 3, 0, 1, 9]);
+        assert_eq!(d.next_record().unwrap().unwrap().payload, &[9]);
     }
 
     #[test]
