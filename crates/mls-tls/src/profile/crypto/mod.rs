@@ -29,6 +29,7 @@ use super::hpke_p384;
 use super::suite::{Backend, CipherSuite};
 
 pub(crate) mod awslc;
+pub(crate) mod signer;
 
 /// The crypto (and randomness) provider for one suite, picked at run time by
 /// [`CryptoBackend::for_suite`]. Implements `OpenMlsCrypto` and
