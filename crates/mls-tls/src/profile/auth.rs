@@ -10,6 +10,7 @@ use openmls_basic_credential::SignatureKeyPair;
 use rustls_pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
+use super::crypto::signer::IdentitySigner;
 use super::group::mls_err;
 use super::suite::CipherSuite;
 use super::x509;
@@ -36,7 +37,7 @@ const IDENTITY_X509_MAGIC: &[u8] = b"MLSTLS-IDENTITY-X509-1\n";
 /// assert_eq!(restored.public_key(), id.public_key());
 /// ```
 pub struct Identity {
-    signer: SignatureKeyPair,
+    signer: IdentitySigner,
     name: Vec<u8>,
     /// X.509 chain, leaf first; `None` for a basic credential.
     chain: Option<Vec<CertificateDer<'static>>>,
@@ -46,7 +47,8 @@ pub struct Identity {
 impl Identity {
     /// Generates a fresh key pair for `suite` with credential `name`.
     pub fn generate(name: &str, suite: CipherSuite) -> Result<Self, Error> {
-        let signer = SignatureKeyPair::new(suite.signature_scheme()).map_err(mls_err)?;
+        let pair = SignatureKeyPair::new(suite.signature_scheme()).map_err(mls_err)?;
+        let signer = IdentitySigner::new(pair).map_err(mls_err)?;
         Ok(Self {
             signer,
             name: name.as_bytes().to_vec(),
@@ -92,7 +94,7 @@ impl Identity {
         mut self,
         chain: Vec<CertificateDer<'static>>,
     ) -> Result<Self, Error> {
-        x509::check_own_chain(&chain, self.signer.public()).map_err(Error::InvalidConfig)?;
+        x509::check_own_chain(&chain, self.public_key()).map_err(Error::InvalidConfig)?;
         self.chain = Some(chain);
         Ok(self)
     }
@@ -125,7 +127,7 @@ impl Identity {
 
     /// The signature public key: what a peer pins.
     pub fn public_key(&self) -> &[u8] {
-        self.signer.public()
+        self.signer.key_pair().public()
     }
 
     /// The identity as bytes, private key included, to keep in a file only
@@ -153,7 +155,12 @@ impl Identity {
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&content);
         }
-        let signer = Zeroizing::new(self.signer.tls_serialize_detached().map_err(mls_err)?);
+        let signer = Zeroizing::new(
+            self.signer
+                .key_pair()
+                .tls_serialize_detached()
+                .map_err(mls_err)?,
+        );
         out.extend_from_slice(&signer);
         Ok(out)
     }
@@ -182,12 +189,14 @@ impl Identity {
         } else {
             (None, rest)
         };
-        let signer = SignatureKeyPair::tls_deserialize_exact(rest).map_err(|_| bad())?;
-        if signer.signature_scheme() != suite.signature_scheme() {
+        let pair = SignatureKeyPair::tls_deserialize_exact(rest).map_err(|_| bad())?;
+        if pair.signature_scheme() != suite.signature_scheme() {
             return Err(Error::ApiMisuse(
                 "identity key does not match its ciphersuite",
             ));
         }
+        let signer = IdentitySigner::new(pair)
+            .map_err(|_| Error::ApiMisuse("identity private key does not match its public key"))?;
         let id = Self {
             signer,
             name: name.to_vec(),
@@ -200,7 +209,8 @@ impl Identity {
         }
     }
 
-    pub(crate) fn signer(&self) -> &SignatureKeyPair {
+    /// What signs our MLS messages (on aws-lc-rs where it can).
+    pub(crate) fn signer(&self) -> &IdentitySigner {
         &self.signer
     }
 
@@ -211,7 +221,7 @@ impl Identity {
         };
         CredentialWithKey {
             credential,
-            signature_key: self.signer.to_public_vec().into(),
+            signature_key: self.public_key().to_vec().into(),
         }
     }
 }
@@ -450,6 +460,70 @@ mod tests {
             extra.push(0);
             assert!(Identity::from_bytes(&extra).is_err());
         }
+    }
+
+    /// Identity files as written before signing moved to aws-lc-rs (fixed
+    /// keys: RFC 8032 test 1, RFC 6979 A.2.5) still load, sign for their
+    /// public key, and are written back byte for byte.
+    #[test]
+    fn identity_files_from_before_awslc_still_load() {
+        use openmls_traits::signatures::Signer as _;
+        use openmls_traits::types::SignatureScheme;
+        let ed_pk = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let p256_pk = "0460fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6\
+                       7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299";
+        let files = [
+            (
+                // suite 0x0001, name "alice", key pair: seed<V> pk<V> ed25519
+                "0001 0005 616c696365 \
+                 20 9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60 \
+                 20 d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a 0807",
+                ed_pk,
+                SignatureScheme::ED25519,
+            ),
+            (
+                // suite 0x0002, name "alice", key pair: scalar<V> point<V> p256
+                "0002 0005 616c696365 \
+                 20 c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721 \
+                 4041 0460fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6\
+                 7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299 0403",
+                p256_pk,
+                SignatureScheme::ECDSA_SECP256R1_SHA256,
+            ),
+        ];
+        for (body, pk, scheme) in files {
+            let body = hex::decode(body.replace(' ', "")).unwrap();
+            let file = [IDENTITY_MAGIC, &body].concat();
+            let id = Identity::from_bytes(&file).unwrap();
+            assert_eq!(id.public_key(), hex::decode(pk).unwrap());
+            assert_eq!(id.name(), b"alice");
+            assert_eq!(*id.to_bytes().unwrap(), file);
+            let sig = id.signer().sign(b"msg").unwrap();
+            assert_eq!(
+                super::super::crypto::awslc::verify_signature(
+                    scheme,
+                    b"msg",
+                    id.public_key(),
+                    &sig
+                ),
+                Some(Ok(()))
+            );
+        }
+    }
+
+    #[test]
+    fn identity_with_mismatched_key_pair_is_refused() {
+        let a = Identity::generate("a", CipherSuite::DEFAULT).unwrap();
+        let b = Identity::generate("b", CipherSuite::DEFAULT).unwrap();
+        let mut file = a.to_bytes().unwrap().to_vec();
+        // The key pair ends with pk<V> (0x20 + 32 bytes) and the scheme (2).
+        let at = file.len() - 34;
+        file[at..at + 32].copy_from_slice(b.public_key());
+        let err = Identity::from_bytes(&file).unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its public key"),
+            "{err}"
+        );
     }
 
     #[test]

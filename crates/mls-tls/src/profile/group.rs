@@ -4,7 +4,7 @@
 use openmls::component::{ComponentId, ComponentsList};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
-use openmls_basic_credential::SignatureKeyPair;
+use openmls_traits::signatures::Signer;
 use rusqlite::Connection;
 
 use super::auth::Identity;
@@ -219,7 +219,7 @@ pub(crate) fn create_commit(
 pub(crate) fn create_epoch_key_update(
     group: &mut MlsGroup,
     provider: &MlsProvider<'_>,
-    signer: &SignatureKeyPair,
+    signer: &impl Signer,
 ) -> Result<Vec<u8>, Error> {
     set_type(group, TwoPartyMessageType::EpochKeyUpdate)?;
     let epoch = group.epoch().as_u64();

@@ -12,12 +12,14 @@
 //! 97-byte uncompressed SEC1 point. Only single-shot operations exist, so the
 //! AEAD nonce is always the base nonce (sequence number 0).
 
-use aws_lc_rs::{aead, agreement, hmac, rand};
+use aws_lc_rs::{aead, agreement, rand};
 use openmls_traits::types::{
-    CryptoError, ExporterSecret, HpkeAeadType, HpkeCiphertext, HpkeConfig, HpkeKdfType,
+    CryptoError, ExporterSecret, HashType, HpkeAeadType, HpkeCiphertext, HpkeConfig, HpkeKdfType,
     HpkeKemType, HpkeKeyPair, KemOutput,
 };
 use zeroize::Zeroizing;
+
+use super::crypto::awslc;
 
 /// Length of the KEM's shared secret (`Nsecret`).
 const N_SECRET: usize = 48;
@@ -315,37 +317,14 @@ fn labeled_expand(
     hkdf_expand(prk, &labeled_info, len)
 }
 
-/// HKDF-Extract (RFC 5869) with SHA-384. An empty salt is HMAC's empty key,
-/// which HMAC pads to the same block as the RFC's `Nh` zero bytes.
+/// HKDF-Extract (RFC 5869) with SHA-384.
 fn hkdf_extract(salt: &[u8], ikm: &[u8]) -> Secret {
-    let key = hmac::Key::new(hmac::HMAC_SHA384, salt);
-    Zeroizing::new(hmac::sign(&key, ikm).as_ref().to_vec())
+    awslc::hkdf_extract(HashType::Sha2_384, salt, ikm)
 }
 
 /// HKDF-Expand (RFC 5869) with SHA-384; `len` at most 255 * Nh.
 fn hkdf_expand(prk: &[u8], info: &[u8], len: usize) -> Result<Secret, CryptoError> {
-    if len > 255 * N_H {
-        return Err(CryptoError::HkdfOutputLengthInvalid);
-    }
-    let key = hmac::Key::new(hmac::HMAC_SHA384, prk);
-    let mut okm = Zeroizing::new(Vec::with_capacity(len + N_H));
-    let mut previous: Secret = Zeroizing::new(Vec::new());
-    let mut counter = 1u8;
-    while okm.len() < len {
-        let mut ctx = hmac::Context::with_key(&key);
-        ctx.update(&previous);
-        ctx.update(info);
-        ctx.update(&[counter]);
-        let block = ctx.sign();
-        // Overwrite in place: assigning a new Vec would drop the old one unwiped.
-        previous.clear();
-        previous.extend_from_slice(block.as_ref());
-        okm.extend_from_slice(&previous);
-        // At most 255 blocks (checked above), so this never wraps.
-        counter = counter.wrapping_add(1);
-    }
-    okm.truncate(len);
-    Ok(okm)
+    awslc::hkdf_expand(HashType::Sha2_384, prk, info, len)
 }
 
 #[cfg(test)]
