@@ -256,8 +256,10 @@ pub(crate) trait Endpoint {
     fn drain_app(&mut self) -> usize;
 }
 
-macro_rules! mls_endpoint {
-    ($t:ty) => {
+/// Both stacks have the same rustls-style API; only the key-update call
+/// differs.
+macro_rules! endpoint {
+    ($t:ty, $key_update:ident) => {
         impl Endpoint for $t {
             fn read_tls(&mut self, rd: &mut dyn Read) -> io::Result<usize> {
                 (**self).read_tls(rd)
@@ -276,7 +278,7 @@ macro_rules! mls_endpoint {
                 (**self).is_handshaking()
             }
             fn key_update(&mut self) -> Result<(), BoxError> {
-                Ok(self.request_key_update()?)
+                Ok(self.$key_update()?)
             }
             fn send_app(&mut self, data: &[u8]) -> io::Result<()> {
                 self.writer().write_all(data)
@@ -293,47 +295,10 @@ macro_rules! mls_endpoint {
     };
 }
 
-macro_rules! rustls_endpoint {
-    ($t:ty) => {
-        impl Endpoint for $t {
-            fn read_tls(&mut self, rd: &mut dyn Read) -> io::Result<usize> {
-                (**self).read_tls(rd)
-            }
-            fn process(&mut self) -> Result<(), BoxError> {
-                self.process_new_packets()?;
-                Ok(())
-            }
-            fn write_tls(&mut self, wr: &mut dyn Write) -> io::Result<usize> {
-                (**self).write_tls(wr)
-            }
-            fn wants_write(&self) -> bool {
-                (**self).wants_write()
-            }
-            fn is_handshaking(&self) -> bool {
-                (**self).is_handshaking()
-            }
-            fn key_update(&mut self) -> Result<(), BoxError> {
-                Ok(self.refresh_traffic_keys()?)
-            }
-            fn send_app(&mut self, data: &[u8]) -> io::Result<()> {
-                self.writer().write_all(data)
-            }
-            fn drain_app(&mut self) -> usize {
-                let mut buf = [0u8; 4096];
-                let mut total = 0;
-                while let Ok(n @ 1..) = self.reader().read(&mut buf) {
-                    total += n;
-                }
-                total
-            }
-        }
-    };
-}
-
-mls_endpoint!(ClientConnection);
-mls_endpoint!(ServerConnection);
-rustls_endpoint!(rustls::ClientConnection);
-rustls_endpoint!(rustls::ServerConnection);
+endpoint!(ClientConnection, request_key_update);
+endpoint!(ServerConnection, request_key_update);
+endpoint!(rustls::ClientConnection, refresh_traffic_keys);
+endpoint!(rustls::ServerConnection, refresh_traffic_keys);
 
 /// Any stream a benchmark reads and writes.
 pub(crate) trait ReadWrite: Read + Write {}
