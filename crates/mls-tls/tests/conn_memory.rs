@@ -16,6 +16,9 @@ use mls_tls::profile::suite::CipherSuite;
 use mls_tls::record::{ContentType, Deframer, RecordOpener};
 use mls_tls::schedule::{HashAlgorithm, TrafficSecret};
 
+mod wire;
+use wire::{feed, read_all, take};
+
 const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
 
 fn configs(suite: CipherSuite) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
@@ -32,25 +35,6 @@ fn configs(suite: CipherSuite) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
     (Arc::new(c), Arc::new(s))
 }
 
-/// Everything `from` has to send.
-fn take(from: &mut ConnectionCore) -> Vec<u8> {
-    let mut out = Vec::new();
-    while from.wants_write() {
-        from.write_tls(&mut out).unwrap();
-    }
-    out
-}
-
-/// Feeds `bytes` to `to`, processing as it goes.
-fn feed(to: &mut ConnectionCore, bytes: &[u8]) -> Result<(), Error> {
-    let mut rd = bytes;
-    while !rd.is_empty() {
-        to.read_tls(&mut rd).unwrap();
-        to.process_new_packets()?;
-    }
-    Ok(())
-}
-
 /// Moves bytes both ways until both sides are quiet.
 fn pump(c: &mut ConnectionCore, s: &mut ConnectionCore) -> Result<(), Error> {
     for _ in 0..20 {
@@ -63,20 +47,6 @@ fn pump(c: &mut ConnectionCore, s: &mut ConnectionCore) -> Result<(), Error> {
         }
     }
     panic!("connections never went quiet");
-}
-
-fn read_all(conn: &mut ConnectionCore) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match conn.reader().read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    out
 }
 
 fn connected(

@@ -2,7 +2,7 @@
 //! verifier: a test PKI (root, intermediate, leaves for MLS keys) is made
 //! with rcgen in each test.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::Arc;
 
 use mls_tls::alert::AlertDescription;
@@ -25,6 +25,9 @@ use rcgen::{
     KeyPair, PublicKeyData, SignatureAlgorithm,
 };
 use time::{Duration, OffsetDateTime};
+
+mod wire;
+use wire::{feed, read_all, take};
 
 const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
 const SERVER: &str = "server.example";
@@ -131,23 +134,6 @@ fn store() -> Arc<SessionStore> {
     Arc::new(SessionStore::in_memory().unwrap())
 }
 
-fn take(from: &mut ConnectionCore) -> Vec<u8> {
-    let mut out = Vec::new();
-    while from.wants_write() {
-        from.write_tls(&mut out).unwrap();
-    }
-    out
-}
-
-fn feed(to: &mut ConnectionCore, bytes: &[u8]) -> Result<(), Error> {
-    let mut rd = bytes;
-    while !rd.is_empty() {
-        to.read_tls(&mut rd).unwrap();
-        to.process_new_packets()?;
-    }
-    Ok(())
-}
-
 /// Which side failed, and how.
 #[derive(Debug)]
 enum Failure {
@@ -174,20 +160,6 @@ fn pump(c: &mut ConnectionCore, s: &mut ConnectionCore) -> Result<(), Failure> {
         }
     }
     panic!("connections never went quiet");
-}
-
-fn read_all(conn: &mut ConnectionCore) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match conn.reader().read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    out
 }
 
 fn connect(

@@ -1,0 +1,41 @@
+//! Moving TLS bytes between two in-memory connections (no sockets), for
+//! the connection-level tests.
+
+use std::io::Read;
+
+use mls_tls::conn::ConnectionCore;
+use mls_tls::error::Error;
+
+/// Everything `from` has to send.
+pub fn take(from: &mut ConnectionCore) -> Vec<u8> {
+    let mut out = Vec::new();
+    while from.wants_write() {
+        from.write_tls(&mut out).unwrap();
+    }
+    out
+}
+
+/// Feeds `bytes` to `to`, processing as it goes.
+pub fn feed(to: &mut ConnectionCore, bytes: &[u8]) -> Result<(), Error> {
+    let mut rd = bytes;
+    while !rd.is_empty() {
+        to.read_tls(&mut rd).unwrap();
+        to.process_new_packets()?;
+    }
+    Ok(())
+}
+
+/// All plaintext `conn` has received so far.
+pub fn read_all(conn: &mut ConnectionCore) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.reader().read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    out
+}
