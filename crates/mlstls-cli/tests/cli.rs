@@ -45,15 +45,26 @@ fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
-/// keygen NAME into DIR/NAME.id, its public line into DIR/NAME.pub.
-fn keygen(dir: &Dir, name: &str) -> String {
-    let id = dir.p(&format!("{name}.id"));
-    let out = run(&["keygen", "--out", id.to_str().unwrap(), "--name", name]);
+/// The command succeeded; its stderr is the failure message otherwise.
+fn assert_success(out: &Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A client run against an echo server sent `hello` and got it back.
+fn assert_echoed_hello(out: &Output) {
+    assert_success(out);
+    assert_eq!(out.stdout, b"hello");
+}
+
+/// keygen NAME into DIR/NAME.id, its public line into DIR/NAME.pub.
+fn keygen(dir: &Dir, name: &str) -> String {
+    let id = dir.p(&format!("{name}.id"));
+    let out = run(&["keygen", "--out", id.to_str().unwrap(), "--name", name]);
+    assert_success(&out);
     let line = String::from_utf8(out.stdout).unwrap();
     std::fs::write(dir.p(&format!("{name}.pub")), &line).unwrap();
     line
@@ -164,11 +175,7 @@ fn stdio_client_against_echo_server() {
     };
     let out = child.wait_with_output().unwrap();
     feeder.join().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(
         out.stdout == input,
         "echo differs ({} bytes)",
@@ -366,11 +373,7 @@ fn x509_pki(dir: &Dir, names: &[&str]) {
         "--key",
         s(&dir.p("ca.key")),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     for name in names {
         let out = run(&[
             "keygen",
@@ -384,11 +387,7 @@ fn x509_pki(dir: &Dir, names: &[&str]) {
             "--ca-key",
             s(&dir.p("ca.key")),
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
 }
 
@@ -435,12 +434,7 @@ fn x509_identities_connect_with_ca_and_server_name() {
     let port = free_port();
     let _srv = x509_server(&dir, port, &["--server-name", "server.test"]);
     let out = x509_client(&dir, "client.test", port, "server.test");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, b"hello");
+    assert_echoed_hello(&out);
 }
 
 #[test]
@@ -484,12 +478,7 @@ fn x509_client_auth_required_and_optional() {
     let port = free_port();
     let _srv = x509_server(&dir, port, &["--client-auth", "optional"]);
     let out = x509_client(&dir, "anon", port, "server.test");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, b"hello");
+    assert_echoed_hello(&out);
 }
 
 #[test]
@@ -598,20 +587,11 @@ fn attach_chain_turns_a_key_certified_elsewhere_into_an_x509_identity() {
         ])
     };
     let out = attach("laptop.pem", "laptop.test.id");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let port = free_port();
     let _srv = x509_server(&dir, port, &[]);
     let out = x509_client(&dir, "laptop.test", port, "server.test");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, b"hello");
+    assert_echoed_hello(&out);
     // A certificate for another key is refused, saying why.
     let other = keygen(&dir, "other");
     std::fs::write(
