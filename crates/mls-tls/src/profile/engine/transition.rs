@@ -40,7 +40,23 @@ impl Engine {
     /// Runs `f` as one stored transition: committed with the updated
     /// metadata if it succeeds; otherwise rolled back, the group reloaded,
     /// and the session deleted if the failure was authenticated (SPEC 8).
+    /// If another connection has moved the session on, this engine closes
+    /// and never touches the session again (SPEC 8: the older closes).
     pub(super) fn transition<R>(
+        &mut self,
+        now: SystemTime,
+        f: impl FnOnce(&mut Active, &MlsProvider<'_>) -> Result<R, Fail>,
+    ) -> Result<R, Error> {
+        let result = self.run_transition(now, f);
+        if let Err(Error::Superseded) = result {
+            self.active = None;
+            self.db = None;
+            self.state = State::Closed;
+        }
+        result
+    }
+
+    fn run_transition<R>(
         &mut self,
         now: SystemTime,
         f: impl FnOnce(&mut Active, &MlsProvider<'_>) -> Result<R, Fail>,
@@ -49,19 +65,7 @@ impl Engine {
         let (Some(active), Some(group_db)) = (self.active.as_mut(), self.db.as_mut()) else {
             return Err(Error::ApiMisuse("no session"));
         };
-        let (id, version) = (&active.meta.id, active.meta.version);
-        match group_db.open(&store, id, version) {
-            Ok(_) => {}
-            Err(Error::Superseded) => {
-                // Another connection owns the session now (SPEC 8).
-                self.active = None;
-                self.db = None;
-                self.state = State::Closed;
-                return Err(Error::Superseded);
-            }
-            Err(e) => return Err(e),
-        }
-        let db = group_db.open(&store, id, version)?;
+        let db = group_db.open(&store, &active.meta.id, active.meta.version)?;
         let crypto = active.crypto.clone();
         if active.provisional {
             // Not stored yet: a failure ends the provisional session anyway.
@@ -110,16 +114,11 @@ impl Engine {
                 error
             }
         };
-        if matches!(error, Error::Superseded) {
-            // Another connection owns the session now: this engine must
-            // never touch it again.
-            self.active = None;
-            self.db = None;
-            self.state = State::Closed;
-        } else if delete {
+        if delete {
             let _ = store.delete(&before.id);
-        } else {
-            // The transaction rolled back: go back to the stored state.
+        } else if !matches!(error, Error::Superseded) {
+            // The transaction rolled back: go back to the stored state (a
+            // superseded engine is closed by `transition` instead).
             active.meta = before;
             if let Ok(Some(group)) = group::load_group(db, &active.meta.id) {
                 active.group = group;
