@@ -22,6 +22,7 @@ pub mod profile;
 pub mod record;
 pub mod schedule;
 pub mod stream;
+pub mod time;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

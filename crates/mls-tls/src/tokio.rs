@@ -9,22 +9,35 @@
 //! `EpochKeyUpdate` that completes a resumption) are written by the reading
 //! task itself, so a task that only reads keeps the connection healthy.
 //!
+//! The stream drives the connection's timers (SPEC 9a) with tokio's timer:
+//! `connect`, `accept` and every read, write, flush and shutdown that waits
+//! fail with `TimedOut` when the handshake timeout or the update
+//! confirmation timeout passes, even if the peer never sends a byte. The
+//! runtime therefore needs its time driver (`#[tokio::main]` and
+//! `Builder::enable_all` have it). A task that only writes still reads the
+//! peer's handshake messages, so key updates are confirmed whatever the
+//! application does.
+//!
 //! Built with the `tokio` feature (on by default).
 
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
 
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use ::tokio::time::Sleep;
 
 use crate::conn::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 use crate::error::Error;
 use crate::profile::engine::State;
 use crate::profile::store::SessionId;
 
-/// Most plaintext one `poll_write` takes: bounds what is queued beyond what
-/// the transport accepted.
+/// Most plaintext one `poll_write` takes, also when the connection's send
+/// buffer limit is off: bounds what is queued beyond what the transport
+/// accepted.
 const MAX_WRITE: usize = 64 * 1024;
 
 /// Starts client connections over a transport.
@@ -191,6 +204,11 @@ pub struct TlsStream<IO> {
     /// Tasks waiting for the transport to become writable.
     write_wakers: Arc<WakerSlots>,
     write_waker: Waker,
+    /// Tasks waiting for the connection's next deadline.
+    timer_wakers: Arc<WakerSlots>,
+    timer_waker: Waker,
+    /// The sleep until the connection's next deadline, and that deadline.
+    timer: Option<(Pin<Box<Sleep>>, Instant)>,
     /// The transport's read half ended.
     read_eof: bool,
 }
@@ -199,6 +217,7 @@ impl<IO> TlsStream<IO> {
     fn new(io: IO, conn: Connection) -> Self {
         let read_wakers = Arc::new(WakerSlots::default());
         let write_wakers = Arc::new(WakerSlots::default());
+        let timer_wakers = Arc::new(WakerSlots::default());
         Self {
             io,
             conn,
@@ -206,6 +225,9 @@ impl<IO> TlsStream<IO> {
             read_wakers,
             write_waker: Waker::from(write_wakers.clone()),
             write_wakers,
+            timer_waker: Waker::from(timer_wakers.clone()),
+            timer_wakers,
+            timer: None,
             read_eof: false,
         }
     }
@@ -277,6 +299,11 @@ impl WakerSlots {
             w.wake();
         }
     }
+
+    fn wake_by_ref_all(&self) {
+        self.wake_op(Op::Read);
+        self.wake_op(Op::Write);
+    }
 }
 
 impl Wake for WakerSlots {
@@ -337,7 +364,11 @@ fn would_block_to_pending<T>(r: io::Result<T>) -> Poll<io::Result<T>> {
 }
 
 fn protocol_error(e: Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
+    let kind = match e {
+        Error::Timeout(_) => io::ErrorKind::TimedOut,
+        _ => io::ErrorKind::InvalidData,
+    };
+    io::Error::new(kind, e)
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
@@ -423,6 +454,80 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         }
     }
 
+    /// Waits for the connection's next deadline and lets it judge the time
+    /// then (SPEC 9a). `Pending` while a deadline runs or none does;
+    /// `Ready(Err)` when a timer closed the connection (its alert, if any,
+    /// is sent as far as the transport takes it).
+    fn poll_timer(&mut self, cx: &mut Context<'_>, op: Op) -> Poll<io::Result<()>> {
+        loop {
+            let Some(deadline) = self.conn.poll_timeout() else {
+                self.timer = None;
+                return Poll::Pending;
+            };
+            let wait = deadline.saturating_duration_since(self.conn.clock().now());
+            if wait.is_zero() {
+                let now = self.conn.clock().now();
+                if let Err(e) = self.conn.handle_timeout(now) {
+                    self.write_some(cx, op);
+                    // Both operations learn of the end.
+                    self.timer_wakers.wake_by_ref_all();
+                    self.read_wakers.wake_op(op.other());
+                    return Poll::Ready(Err(protocol_error(e)));
+                }
+                if self.conn.poll_timeout() == Some(deadline) {
+                    // The clock says the deadline passed but the connection
+                    // did not act on it: do not spin.
+                    return Poll::Pending;
+                }
+                continue;
+            }
+            // The connection's clock may be virtual: sleep for what is left
+            // by it, and look again when the sleep ends.
+            let armed = self.timer.as_ref().is_some_and(|(_, at)| *at == deadline);
+            if !armed {
+                let sleep = ::tokio::time::sleep(wait);
+                self.timer = Some((Box::pin(sleep), deadline));
+            }
+            self.timer_wakers.register(op, cx.waker());
+            let mut inner = Context::from_waker(&self.timer_waker);
+            let Some((sleep, _)) = self.timer.as_mut() else {
+                return Poll::Pending;
+            };
+            match sleep.as_mut().poll(&mut inner) {
+                Poll::Pending => return Poll::Pending,
+                // Look at the connection's clock again.
+                Poll::Ready(()) => self.timer = None,
+            }
+        }
+    }
+
+    /// Reads and processes what already arrived, without waiting for more,
+    /// so that handshake messages are answered and key updates confirmed
+    /// while the application only writes (SPEC 9a).
+    fn read_available(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        while !self.read_eof && self.conn.wants_read() {
+            match self.read_and_process(cx, Op::Write) {
+                Poll::Ready(Ok(true)) => {}
+                Poll::Ready(Ok(false)) | Poll::Pending => break,
+                Poll::Ready(Err(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Why no more can be read now: the transport ended, the connection
+    /// failed, or (`Pending`) received plaintext is at its limit and the
+    /// application must read first.
+    fn cannot_read<T>(&self) -> Poll<io::Result<T>> {
+        if let Some(e) = self.conn.error() {
+            return Poll::Ready(Err(protocol_error(e.clone())));
+        }
+        if self.read_eof || self.conn.peer_closed() {
+            return Poll::Ready(Err(self.eof_error()));
+        }
+        Poll::Pending
+    }
+
     /// The error for a transport that ended without `close_notify`.
     fn eof_error(&self) -> io::Error {
         let msg = if self.conn.is_handshaking() {
@@ -446,11 +551,23 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 return written.map(Ok);
             }
             if self.read_eof || !self.conn.wants_read() {
+                return self.cannot_read();
+            }
+            if !std::task::ready!(self.read_or_timer(cx, Op::Write))? {
                 return Poll::Ready(Err(self.eof_error()));
             }
-            if !std::task::ready!(self.read_and_process(cx, Op::Write))? {
-                return Poll::Ready(Err(self.eof_error()));
-            }
+        }
+    }
+
+    /// Reads and processes once, or, while nothing arrives, waits for the
+    /// connection's next deadline.
+    fn read_or_timer(&mut self, cx: &mut Context<'_>, op: Op) -> Poll<io::Result<bool>> {
+        match self.read_and_process(cx, op) {
+            Poll::Pending => match self.poll_timer(cx, op) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Pending,
+            },
+            r => r,
         }
     }
 
@@ -460,9 +577,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         while matches!(self.conn, Connection::Client(_)) && self.conn.is_handshaking() {
             std::task::ready!(self.write_all(cx, Op::Write))?;
             if self.read_eof || !self.conn.wants_read() {
-                return Poll::Ready(Err(self.eof_error()));
+                return self.cannot_read();
             }
-            if !std::task::ready!(self.read_and_process(cx, Op::Write))? {
+            if !std::task::ready!(self.read_or_timer(cx, Op::Write))? {
                 return Poll::Ready(Err(self.eof_error()));
             }
         }
@@ -515,7 +632,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
             if this.read_eof {
                 return Poll::Ready(Err(this.eof_error()));
             }
-            if !std::task::ready!(this.read_and_process(cx, Op::Read))? {
+            if !std::task::ready!(this.read_or_timer(cx, Op::Read))? {
                 return Poll::Ready(Err(this.eof_error()));
             }
         }
@@ -532,12 +649,31 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        // Backpressure: what is queued goes out before more is taken.
-        std::task::ready!(this.write_all(cx, Op::Write))?;
-        let n = buf.len().min(MAX_WRITE);
-        this.conn.writer().write_all(&buf[..n])?;
-        this.write_some(cx, Op::Write);
-        Poll::Ready(Ok(n))
+        // Keep confirming key updates, whatever else the application does.
+        this.read_available(cx)?;
+        loop {
+            // Backpressure: what is queued goes out before more is taken.
+            if this.write_all(cx, Op::Write)?.is_pending() {
+                return match this.poll_timer(cx, Op::Write) {
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    _ => Poll::Pending,
+                };
+            }
+            let n = this.conn.writer().write(&buf[..buf.len().min(MAX_WRITE)])?;
+            if n > 0 {
+                this.write_some(cx, Op::Write);
+                return Poll::Ready(Ok(n));
+            }
+            // The send buffer is full of data that may not leave yet (a
+            // stuck direction waits for its update): progress comes from
+            // the peer.
+            if this.read_eof || !this.conn.wants_read() {
+                return this.cannot_read();
+            }
+            if !std::task::ready!(this.read_or_timer(cx, Op::Write))? {
+                return Poll::Ready(Err(this.eof_error()));
+            }
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -284,6 +284,10 @@ struct OneFlight {
     output: Vec<u8>,
 }
 
+/// No read timeouts, no non-blocking mode: timers are judged only when
+/// bytes arrive.
+impl mls_tls::stream::Transport for OneFlight {}
+
 impl Read for OneFlight {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.input.read(buf)
@@ -344,4 +348,91 @@ fn a_server_stream_answers_early_data_in_its_first_flight() {
     let mut answer = Vec::new();
     let _ = client.reader().read_to_end(&mut answer);
     assert_eq!(answer, b"pong");
+}
+
+/// Configurations with small update and timer settings for the timer and
+/// write-only tests.
+fn quick_configs(
+    policy: mls_tls::conn::UpdatePolicy,
+    handshake_timeout: std::time::Duration,
+) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
+    let (cc, sc) = configs(CipherSuite::X25519Aes128GcmSha256Ed25519);
+    (
+        Arc::new(
+            (*cc)
+                .clone()
+                .update_policy(policy)
+                .handshake_timeout(handshake_timeout),
+        ),
+        Arc::new(
+            (*sc)
+                .clone()
+                .update_policy(policy)
+                .handshake_timeout(handshake_timeout),
+        ),
+    )
+}
+
+/// Issue 11, case 3: a client that only writes must keep confirming its
+/// key updates (the EpochKeyUpdate sits unread in its socket otherwise,
+/// and only one update can be pending: the epoch stalled and the
+/// connection died at the confirmation timeout). Both sides update here:
+/// the reading server by its byte count too.
+#[test]
+fn a_write_only_stream_keeps_updating_its_keys() {
+    use mls_tls::conn::UpdatePolicy;
+    let policy = UpdatePolicy {
+        interval: None,
+        bytes: Some(256 * 1024),
+        ..UpdatePolicy::default()
+    };
+    let (cc, sc) = quick_configs(policy, std::time::Duration::from_secs(10));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let total = 32 << 20;
+    let server = thread::spawn(move || {
+        let (sock, _) = listener.accept().unwrap();
+        let mut stream = StreamOwned::new(ServerConnection::new(sc), sock);
+        let mut buf = vec![0u8; 65536];
+        let mut got = 0usize;
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => panic!("server read: {e}"),
+            }
+        }
+        (got, stream.conn.epoch().unwrap())
+    });
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = StreamOwned::new(ClientConnection::new(cc).unwrap(), sock);
+    let chunk = vec![5u8; 16 * 1024];
+    for _ in 0..total / chunk.len() {
+        stream.write_all(&chunk).unwrap();
+    }
+    let epoch = stream.conn.epoch().unwrap();
+    stream.close().unwrap();
+    let (got, server_epoch) = server.join().unwrap();
+    assert_eq!(got, total);
+    // 32 MiB at an update per 256 KiB (sent plus received) from each side.
+    assert!(epoch > 60, "client epoch {epoch}");
+    assert!(server_epoch >= epoch);
+}
+
+/// A peer that connects and never sends a byte is dropped at the handshake
+/// timeout by a blocking server (SPEC 9a).
+#[test]
+fn a_blocking_server_drops_a_silent_peer_at_the_handshake_timeout() {
+    let (_, sc) = quick_configs(
+        mls_tls::conn::UpdatePolicy::default(),
+        std::time::Duration::from_millis(300),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (sock, _) = listener.accept().unwrap();
+    let mut stream = StreamOwned::new(ServerConnection::new(sc), sock);
+    let err = stream.complete_handshake().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains("handshake"), "{err}");
 }

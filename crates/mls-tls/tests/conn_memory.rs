@@ -383,44 +383,6 @@ fn older_connection_is_superseded_by_a_resumption() {
     assert_eq!(sc.store().list().unwrap().len(), 1);
 }
 
-#[test]
-fn provisional_session_times_out_and_is_not_stored() {
-    let (cc, sc) = configs(SUITE);
-    let timeout = std::time::Duration::from_secs(2);
-    let sc = Arc::new((*sc).clone().handshake_timeout(timeout));
-    let mut c = ClientConnection::new(cc).unwrap();
-    let mut s = ServerConnection::new(sc.clone());
-    feed(&mut s, &take(&mut c)).unwrap();
-    feed(&mut c, &take(&mut s)).unwrap();
-    assert!(
-        s.is_handshaking(),
-        "provisional until the client's first record"
-    );
-    std::thread::sleep(timeout + std::time::Duration::from_millis(50));
-    // The confirmation comes too late.
-    let err = feed(&mut s, &take(&mut c)).unwrap_err();
-    assert!(matches!(err, Error::Timeout(_)), "{err}");
-    assert!(sc.store().list().unwrap().is_empty());
-}
-
-#[test]
-fn unconfirmed_update_times_out_and_session_is_kept() {
-    let (cc, sc) = configs(SUITE);
-    let policy = UpdatePolicy {
-        confirm_timeout: std::time::Duration::ZERO,
-        ..UpdatePolicy::manual()
-    };
-    let cc = Arc::new((*cc).clone().update_policy(policy));
-    let mut c = ClientConnection::new(cc.clone()).unwrap();
-    let mut s = ServerConnection::new(sc);
-    pump(&mut c, &mut s).unwrap();
-    c.request_key_update().unwrap();
-    let _lost = take(&mut c);
-    std::thread::sleep(std::time::Duration::from_millis(2));
-    assert!(matches!(c.process_new_packets(), Err(Error::Timeout(_))));
-    assert_eq!(cc.store().list().unwrap().len(), 1);
-}
-
 /// The stuck direction of SPEC 8 on real connections: the initial
 /// responder's early data used an epoch number under a commit that was
 /// later dropped; when the session reaches that epoch again its sending is

@@ -449,3 +449,70 @@ async fn one_gib_each_way_with_updates_every_16_mib() {
     assert!(client_end >= first + 100, "epochs {first} -> {client_end}");
     assert_eq!(client_end, server_end);
 }
+
+/// A peer that connects and never sends a byte: `accept` fails with
+/// `TimedOut` at the handshake timeout instead of waiting forever; so does
+/// `connect` to a server that never answers (SPEC 9a).
+#[tokio::test]
+async fn silent_peers_time_out_in_accept_and_connect() {
+    let (cc, sc) = configs(SUITE, UpdatePolicy::default());
+    let short = Duration::from_millis(300);
+    let cc = Arc::new((*cc).clone().handshake_timeout(short));
+    let sc = Arc::new((*sc).clone().handshake_timeout(short));
+    let (c, s) = tcp_pair().await;
+    let err = tokio::time::timeout(DEADLINE, Acceptor::new(sc).accept(s))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    drop(c);
+    let (c, _s) = tcp_pair().await;
+    let err = tokio::time::timeout(DEADLINE, Connector::new(cc).connect(c))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+}
+
+/// Issue 11, case 3 for tokio: a task that only writes keeps confirming
+/// key updates, both its own and the peer's.
+#[tokio::test]
+async fn a_write_only_task_keeps_updating_its_keys() {
+    let policy = UpdatePolicy {
+        interval: None,
+        bytes: Some(256 * 1024),
+        ..UpdatePolicy::default()
+    };
+    let (cc, sc) = configs(SUITE, policy);
+    let (mut client, mut server) = handshake(&Connector::new(cc), &Acceptor::new(sc)).await;
+    let total = 32usize << 20;
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        let mut got = 0usize;
+        loop {
+            match server.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => panic!("server read: {e}"),
+            }
+        }
+        (got, server.get_ref().1.epoch().unwrap())
+    });
+    let chunk = vec![5u8; 16 * 1024];
+    tokio::time::timeout(DEADLINE, async {
+        for _ in 0..total / chunk.len() {
+            client.write_all(&chunk).await.unwrap();
+        }
+        client.shutdown().await.unwrap();
+    })
+    .await
+    .unwrap();
+    let (got, server_epoch) = reader.await.unwrap();
+    let epoch = client.get_ref().1.epoch().unwrap();
+    assert_eq!(got, total);
+    // Without the fix the epoch stopped at the first update. The stream
+    // does not wait for confirmations, so an update takes as long as the
+    // socket buffers ahead of it: fewer updates than policy checks.
+    assert!(epoch > 10, "client epoch {epoch}");
+    assert!(server_epoch >= epoch);
+}

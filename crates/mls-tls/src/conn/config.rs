@@ -12,6 +12,11 @@ use crate::profile::engine::ProfileConfig;
 use crate::profile::message::DEFAULT_MAX_HANDSHAKE_LEN;
 use crate::profile::store::SessionStore;
 use crate::record::PaddingPolicy;
+use crate::time::{Clock, SystemClock};
+
+/// Default limit on plaintext written but not yet sent, and on plaintext
+/// received but not yet read: 64 KiB each (SPEC 9a, as rustls).
+pub const DEFAULT_BUFFER_LIMIT: usize = 64 * 1024;
 
 /// When a connection starts a key update on its own (SPEC 7). Each limit
 /// can be off (`None`); the record usage limit always applies.
@@ -64,8 +69,20 @@ pub struct CommonConfig {
     pub max_handshake_len: usize,
     /// Where installed traffic secrets are logged, if anywhere (SPEC 11).
     pub key_log: Option<Arc<dyn KeyLog>>,
-    /// How long a new server session may stay provisional (SPEC 6).
+    /// How long a handshake (or resumption) may take, counted from the
+    /// connection's creation (SPEC 6, 9a). Default 10 s.
     pub handshake_timeout: Duration,
+    /// Most bytes of plaintext written but not yet sent, plus TLS bytes
+    /// not yet taken by `write_tls`; writes beyond it are short. `None`:
+    /// unbounded. Default 64 KiB (SPEC 9a).
+    pub send_buffer_limit: Option<usize>,
+    /// Most bytes of received plaintext the application has not read yet;
+    /// beyond it no more records are processed and `wants_read()` is false
+    /// until the application reads. At least 1. Default 64 KiB (SPEC 9a).
+    pub receive_buffer_limit: usize,
+    /// Where the connection gets the time (SPEC 9a): the system clock by
+    /// default, a [`ManualClock`](crate::time::ManualClock) in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl CommonConfig {
@@ -82,6 +99,9 @@ impl CommonConfig {
             max_handshake_len: DEFAULT_MAX_HANDSHAKE_LEN,
             key_log: None,
             handshake_timeout: Duration::from_secs(10),
+            send_buffer_limit: Some(DEFAULT_BUFFER_LIMIT),
+            receive_buffer_limit: DEFAULT_BUFFER_LIMIT,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -151,6 +171,31 @@ macro_rules! config_type {
             /// (a provisional server session, SPEC 6). Default 10 s.
             pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
                 self.common.handshake_timeout = timeout;
+                self
+            }
+
+            /// Limits plaintext written but not yet sent (with the TLS bytes
+            /// not yet taken by `write_tls`) to `bytes`; `None` removes the
+            /// limit. Writes beyond it are short (`Ok(0)` when full).
+            /// Default 64 KiB (SPEC 9a).
+            pub fn send_buffer_limit(mut self, bytes: Option<usize>) -> Self {
+                self.common.send_buffer_limit = bytes;
+                self
+            }
+
+            /// Limits received plaintext the application has not read to
+            /// `bytes` (at least 1); further records wait in the transport.
+            /// Default 64 KiB (SPEC 9a).
+            pub fn receive_buffer_limit(mut self, bytes: usize) -> Self {
+                self.common.receive_buffer_limit = bytes.max(1);
+                self
+            }
+
+            /// Takes time from `clock` instead of the system clocks: for
+            /// deterministic tests of every timer, and for certificate
+            /// checks at a chosen time.
+            pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+                self.common.clock = clock;
                 self
             }
 

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use super::buffer::ByteQueue;
 use super::config::CommonConfig;
@@ -11,7 +11,7 @@ use crate::alert::{Alert, AlertDescription, AlertLevel};
 use crate::error::{Error, PeerMisbehaved};
 use crate::profile::auth::{Identity, PeerIdentity};
 use crate::profile::engine::{Engine, EpochSecret, Event, State};
-use crate::profile::message::{HandshakeJoiner, HandshakeMessage};
+use crate::profile::message::{HandshakeJoiner, HandshakeMessage, HandshakeType};
 use crate::profile::store::SessionId;
 use crate::profile::suite::CipherSuite;
 use crate::record::{write_plaintext, ContentType, Deframer, RecordOpener, RecordSealer};
@@ -36,12 +36,17 @@ pub(crate) enum EarlyData {
     /// Client: may send this many more early bytes; `accepted` once the
     /// response arrived.
     Sending { remaining: usize },
-    /// Client: the resumption response arrived, so the early data was
-    /// accepted.
+    /// Client: the resumption response arrived encrypted under the new
+    /// epoch's keys, so the early data was delivered (SPEC 8).
     Accepted,
+    /// Client: the response arrived in plaintext: the early data was not
+    /// delivered and the application should send it again.
+    Rejected,
     /// Server: between the ResumptionRequest and its EpochKeyUpdate;
-    /// application data is early, allowed only for a fresh request.
-    Receiving { allowed: bool },
+    /// application data is early. Delivered only when `allowed` (a fresh
+    /// request answered under its epoch's keys), else decrypted and
+    /// discarded (SPEC 8).
+    Receiving { allowed: bool, seen: usize },
 }
 
 /// The state every MLS-TLS connection has, whatever its side. Reached
@@ -76,8 +81,20 @@ pub struct ConnectionCore {
     last_update: Instant,
     bytes_since_update: u64,
     started: Instant,
-    /// When our pending key update was sent, while it waits.
+    /// Whether the last handshake record received was encrypted (the
+    /// form of a ResumptionResponse decides early-data acceptance, SPEC 8).
+    handshake_encrypted: bool,
+    /// TLS bytes taken by `write_tls` so far.
+    written_total: u64,
+    /// Our ConnectionUpdate waits for its EpochKeyUpdate: where it ends in
+    /// the outgoing byte stream, until `write_tls` has written it.
+    update_ends_at: Option<u64>,
+    /// When our ConnectionUpdate left (was written by `write_tls`): the
+    /// confirmation timeout counts from here (SPEC 9a).
     update_sent: Option<Instant>,
+    /// When (and at which `written_total`) a blocking adapter last looked
+    /// for incoming handshake messages while the application only writes.
+    last_peek: Option<(Instant, u64)>,
 }
 
 impl core::fmt::Debug for ConnectionCore {
@@ -93,6 +110,7 @@ impl core::fmt::Debug for ConnectionCore {
 
 impl ConnectionCore {
     pub(crate) fn new(common: CommonConfig, engine: Engine) -> Self {
+        let now = common.clock.now();
         let mut sealer = RecordSealer::new();
         sealer.set_padding(common.padding);
         let joiner = HandshakeJoiner::new(common.max_handshake_len);
@@ -114,10 +132,14 @@ impl ConnectionCore {
             error: None,
             peer_closed: false,
             sent_close: false,
-            last_update: Instant::now(),
+            last_update: now,
             bytes_since_update: 0,
-            started: Instant::now(),
+            started: now,
+            handshake_encrypted: false,
+            written_total: 0,
+            update_ends_at: None,
             update_sent: None,
+            last_peek: None,
         }
     }
 
@@ -131,29 +153,71 @@ impl ConnectionCore {
     }
 
     /// Reads TLS bytes from `rd` once. Returns 0 at end of stream.
+    ///
+    /// Reads only into the record buffer's free space (two maximal
+    /// records); fails with `io::ErrorKind::Other` when that is full of
+    /// records not processed yet, which happens while received plaintext
+    /// is at its limit: check [`wants_read`](Self::wants_read) first.
     pub fn read_tls(&mut self, rd: &mut dyn io::Read) -> io::Result<usize> {
         self.deframer.read_from(rd)
     }
 
-    /// Processes every complete record received. On a fatal error the alert
-    /// for it is queued for `write_tls`, and the same error is returned from
-    /// now on.
+    /// Processes every complete record received (as far as the receive
+    /// buffer limit allows), then judges the timers against the clock. On
+    /// a fatal error the alert for it is queued for `write_tls`, and the
+    /// same error is returned from now on.
     pub fn process_new_packets(&mut self) -> Result<IoState, Error> {
+        let now = self.common.clock.now();
+        self.advance(now)?;
+        Ok(self.io_state())
+    }
+
+    /// When this connection next needs [`handle_timeout`](Self::handle_timeout)
+    /// if nothing else happens: the handshake deadline while handshaking,
+    /// the update-confirmation deadline while our ConnectionUpdate waits
+    /// (counted from when it left, paused while received plaintext is at
+    /// its limit). `None`: no timer runs (SPEC 9a).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.error.is_some() {
+            return None;
+        }
+        if self.is_handshaking() {
+            return Some(self.started + self.common.handshake_timeout);
+        }
+        if self.receive_blocked() {
+            return None;
+        }
+        self.update_sent
+            .map(|sent| sent + self.common.update_policy.confirm_timeout)
+    }
+
+    /// Tells the connection that the time is `now`: processes every record
+    /// already received first, then closes a handshake that took too long
+    /// (a provisional session is dropped, SPEC 6) or a key update that was
+    /// not confirmed in time (the session is kept for resumption, SPEC 7).
+    /// Returns the error that closed the connection, if any; its alert (if
+    /// it has one) is then queued for `write_tls`.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        self.advance(now)
+    }
+
+    /// Processes received records, then judges the timers at `now`.
+    fn advance(&mut self, now: Instant) -> Result<(), Error> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
         if self.engine.is_superseded() {
             return Err(self.fail(Error::Superseded));
         }
-        if let Err(e) = self.check_timeouts() {
-            return Err(self.fail(e));
-        }
         if let Err(e) = self.process_records() {
             return Err(self.fail(e));
         }
         // Idle connections keep no buffers (rustls does the same).
         self.deframer.release_if_empty();
-        Ok(self.io_state())
+        if let Err(e) = self.check_timeouts(now) {
+            return Err(self.fail(e));
+        }
+        Ok(())
     }
 
     fn io_state(&self) -> IoState {
@@ -164,24 +228,32 @@ impl ConnectionCore {
         }
     }
 
-    /// Closes a handshake that takes too long (a provisional session is
-    /// then dropped, SPEC 6) or a key update that is never confirmed (the
-    /// session is kept for resumption, SPEC 7). Checked whenever packets
-    /// are processed or data is written.
-    fn check_timeouts(&mut self) -> Result<(), Error> {
-        if self.is_handshaking() && self.started.elapsed() > self.common.handshake_timeout {
-            return Err(Error::Timeout("handshake not completed in time"));
+    /// Judged only after every byte already received was processed
+    /// (SPEC 9a).
+    fn check_timeouts(&mut self, now: Instant) -> Result<(), Error> {
+        self.track_update();
+        match self.poll_timeout() {
+            Some(deadline) if now >= deadline => Err(if self.is_handshaking() {
+                Error::Timeout("handshake not completed in time")
+            } else {
+                Error::Timeout("key update not confirmed in time")
+            }),
+            _ => Ok(()),
         }
-        match self.engine.state() {
-            State::AwaitingEpochKeyUpdate => {
-                let sent = *self.update_sent.get_or_insert_with(Instant::now);
-                if sent.elapsed() > self.common.update_policy.confirm_timeout {
-                    return Err(Error::Timeout("key update not confirmed in time"));
-                }
-            }
-            _ => self.update_sent = None,
+    }
+
+    /// Forgets the confirmation timer once no update of ours is pending.
+    fn track_update(&mut self) {
+        if self.engine.state() != State::AwaitingEpochKeyUpdate || self.peer_closed {
+            self.update_ends_at = None;
+            self.update_sent = None;
         }
-        Ok(())
+    }
+
+    /// Whether received plaintext is at its limit, so further records wait
+    /// for the application to read.
+    fn receive_blocked(&self) -> bool {
+        self.received.len() >= self.common.receive_buffer_limit
     }
 
     /// Records the error, queues its alert, and returns it.
@@ -212,8 +284,17 @@ impl ConnectionCore {
     }
 
     fn process_records(&mut self) -> Result<(), Error> {
-        let now = SystemTime::now();
+        let now = self.common.clock.system_time();
         loop {
+            if self.peer_closed {
+                // Nothing after close_notify counts (SPEC 9).
+                self.deframer.discard();
+                return Ok(());
+            }
+            if self.receive_blocked() {
+                // The application reads first; the records wait (SPEC 9a).
+                return Ok(());
+            }
             let mut handshake = false;
             let mut alert = None;
             let mut data_len = None;
@@ -229,6 +310,7 @@ impl ConnectionCore {
                 match msg.typ {
                     ContentType::Handshake => {
                         self.joiner.push(msg.payload)?;
+                        self.handshake_encrypted = msg.encrypted;
                         handshake = true;
                     }
                     ContentType::Alert => alert = Some(Alert::decode(msg.payload)?),
@@ -237,17 +319,18 @@ impl ConnectionCore {
                             return Err(PeerMisbehaved::PlaintextApplicationData.into());
                         }
                         let len = msg.payload.len();
-                        match self.early {
-                            EarlyData::Receiving { allowed: false } => {
-                                // A retransmitted request carries no early
-                                // data: this can only be a replay (SPEC 8).
-                                return Err(PeerMisbehaved::UnexpectedApplicationData.into());
-                            }
-                            EarlyData::Receiving { allowed: true } => {
-                                if self.early_received.len() + len > self.common.max_early_data {
+                        match &mut self.early {
+                            EarlyData::Receiving { allowed, seen } => {
+                                *seen += len;
+                                if *seen > self.common.max_early_data {
                                     return Err(PeerMisbehaved::TooMuchEarlyData.into());
                                 }
-                                self.early_received.extend(msg.payload);
+                                // Early data answered without its epoch's
+                                // keys (rule 1, or a plaintext response) is
+                                // never delivered (SPEC 8).
+                                if *allowed {
+                                    self.early_received.extend(msg.payload);
+                                }
                             }
                             _ => self.received.extend(msg.payload),
                         }
@@ -257,13 +340,17 @@ impl ConnectionCore {
             }
             if handshake {
                 while let Some(m) = self.joiner.next_message()? {
+                    if self.sent_close && m.typ == HandshakeType::ConnectionUpdate {
+                        // It could never be confirmed (SPEC 9).
+                        continue;
+                    }
                     let events = self.engine.handle(m, now)?;
                     self.apply(events)?;
                 }
             }
             if let Some(alert) = alert {
                 if alert.is_close_notify() {
-                    self.peer_closed = true;
+                    self.on_peer_close_notify()?;
                 } else {
                     return Err(Error::AlertReceived(alert.description));
                 }
@@ -276,8 +363,26 @@ impl ConnectionCore {
                     let events = self.engine.confirm(now)?;
                     self.apply(events)?;
                 }
+                // A side that only receives updates too (SPEC 7: bytes sent
+                // plus received).
+                self.maybe_update()?;
             }
         }
+        Ok(())
+    }
+
+    /// The peer ended its direction (SPEC 9): later records are discarded,
+    /// and a ConnectionUpdate of ours that it can no longer confirm is
+    /// dropped as a stored transition.
+    fn on_peer_close_notify(&mut self) -> Result<(), Error> {
+        self.peer_closed = true;
+        if !self.is_handshaking() && self.engine.state() == State::AwaitingEpochKeyUpdate {
+            let events = self
+                .engine
+                .abandon_update(self.common.clock.system_time())?;
+            self.apply(events)?;
+        }
+        self.track_update();
         Ok(())
     }
 
@@ -285,11 +390,20 @@ impl ConnectionCore {
     fn apply(&mut self, events: Vec<Event>) -> Result<(), Error> {
         for event in events {
             match event {
-                Event::Send(m) => self.send_handshake(&m)?,
+                // After our close_notify nothing more leaves (SPEC 9); a
+                // stored pending commit is resent by a resumption.
+                Event::Send(_) if self.sent_close => {}
+                Event::Send(m) => {
+                    self.send_handshake(&m)?;
+                    if m.typ == HandshakeType::ConnectionUpdate {
+                        self.update_ends_at = Some(self.written_total + self.queued_len() as u64);
+                        self.update_sent = None;
+                    }
+                }
                 Event::InstallSendKeys(s) => {
                     self.log_secret(&s, self.engine.side());
                     self.sealer.install(s.secret.derive_keys(s.suite.aead())?)?;
-                    self.last_update = Instant::now();
+                    self.last_update = self.common.clock.now();
                     self.bytes_since_update = 0;
                 }
                 Event::InstallReceiveKeys(s) => {
@@ -311,7 +425,13 @@ impl ConnectionCore {
                 Event::Established => {
                     self.handshaking = false;
                     if let EarlyData::Sending { .. } = self.early {
-                        self.early = EarlyData::Accepted;
+                        // Only a response under the new epoch's keys shows
+                        // that the early data was delivered (SPEC 8).
+                        self.early = if self.handshake_encrypted {
+                            EarlyData::Accepted
+                        } else {
+                            EarlyData::Rejected
+                        };
                     }
                     if std::mem::take(&mut self.confirm_after_join) {
                         self.sealer
@@ -321,6 +441,7 @@ impl ConnectionCore {
                 Event::Resumed { early_data_allowed } => {
                     self.early = EarlyData::Receiving {
                         allowed: early_data_allowed,
+                        seen: 0,
                     };
                 }
             }
@@ -392,25 +513,51 @@ impl ConnectionCore {
 
     /// Starts a key update when the policy or the usage limit asks (SPEC 7).
     fn maybe_update(&mut self) -> Result<(), Error> {
-        if self.handshaking || self.engine.state() != State::Synced || !self.engine.is_established()
-        {
+        if !self.may_start_update() {
             return Ok(());
         }
         let policy = self.common.update_policy;
+        let now = self.common.clock.now();
         let due = self.sealer.wants_update()
             || policy
                 .interval
-                .is_some_and(|i| self.last_update.elapsed() >= i)
+                .is_some_and(|i| now.saturating_duration_since(self.last_update) >= i)
             || policy.bytes.is_some_and(|b| self.bytes_since_update >= b);
         if due {
-            let events = self.engine.start_update(SystemTime::now())?;
+            let events = self
+                .engine
+                .start_update(self.common.clock.system_time())?;
             // Until the update is confirmed the counters keep running; do
             // not ask again for the same reason.
             self.bytes_since_update = 0;
-            self.last_update = Instant::now();
+            self.last_update = now;
             self.apply(events)?;
         }
         Ok(())
+    }
+
+    /// Whether a ConnectionUpdate may start: established, Synced, and
+    /// neither direction closed (SPEC 9: after our close_notify nothing
+    /// leaves; after the peer's it could never be confirmed).
+    fn may_start_update(&self) -> bool {
+        !self.handshaking
+            && self.engine.state() == State::Synced
+            && self.engine.is_established()
+            && !self.sent_close
+            && !self.peer_closed
+    }
+
+    /// TLS bytes queued and not yet taken by `write_tls`.
+    fn queued_len(&self) -> usize {
+        self.sendable.len() - self.sendable_start
+    }
+
+    /// How many more plaintext bytes the send buffer limit lets in.
+    fn send_room(&self) -> usize {
+        match self.common.send_buffer_limit {
+            None => usize::MAX,
+            Some(limit) => limit.saturating_sub(self.queued_len() + self.pending.len()),
+        }
     }
 
     /// Queues plaintext to send (used by the writer).
@@ -427,8 +574,10 @@ impl ConnectionCore {
         if self.engine.is_superseded() {
             return Err(io::Error::other(self.fail(Error::Superseded)));
         }
-        if let Err(e) = self.check_timeouts() {
-            return Err(io::Error::other(self.fail(e)));
+        // Bounded (SPEC 9a): a short write, `Ok(0)` when full, as rustls.
+        let data = &data[..data.len().min(self.send_room())];
+        if data.is_empty() {
+            return Ok(0);
         }
         let sent = if self.pending.is_empty() {
             match self.send_data(data) {
@@ -446,9 +595,19 @@ impl ConnectionCore {
     pub fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize> {
         let n = wr.write(&self.sendable[self.sendable_start..])?;
         self.sendable_start += n;
+        self.written_total += n as u64;
+        if self.update_ends_at.is_some_and(|end| self.written_total >= end) {
+            // Our ConnectionUpdate left: its confirmation timer starts.
+            self.update_ends_at = None;
+            self.update_sent = Some(self.common.clock.now());
+        }
         if self.sendable_start == self.sendable.len() {
             // Everything sent: free the buffer rather than keep it idle.
             self.sendable = Vec::new();
+            self.sendable_start = 0;
+        } else if self.sendable_start > self.sendable.len() / 2 {
+            // Keep a partly drained buffer from growing at its tail.
+            self.sendable.drain(..self.sendable_start);
             self.sendable_start = 0;
         }
         Ok(n)
@@ -459,10 +618,11 @@ impl ConnectionCore {
         self.sendable_start < self.sendable.len()
     }
 
-    /// Whether more TLS bytes should be read (not after a fatal error or the
-    /// peer's `close_notify`).
+    /// Whether more TLS bytes should be read: not after a fatal error or
+    /// the peer's `close_notify`, and not while received plaintext is at
+    /// its limit (read it first, SPEC 9a).
     pub fn wants_read(&self) -> bool {
-        self.error.is_none() && !self.peer_closed
+        self.error.is_none() && !self.peer_closed && !self.receive_blocked()
     }
 
     /// Whether the handshake (or resumption) is still in progress. A
@@ -479,6 +639,39 @@ impl ConnectionCore {
     /// Queued plaintext, for the reader.
     pub(crate) fn received(&mut self) -> &mut ByteQueue {
         &mut self.received
+    }
+
+    /// Whether an update of ours left and waits for its EpochKeyUpdate:
+    /// an adapter then keeps reading even if the application does not.
+    pub(crate) fn awaits_confirmation(&self) -> bool {
+        self.update_sent.is_some()
+    }
+
+    /// Whether a blocking adapter should look for incoming handshake
+    /// messages now: `bytes` written or `every` passed since it last did.
+    pub(crate) fn peek_due(&mut self, bytes: u64, every: std::time::Duration) -> bool {
+        let now = self.common.clock.now();
+        let due = match self.last_peek {
+            None => true,
+            Some((at, written)) => {
+                self.written_total.saturating_sub(written) >= bytes
+                    || now.saturating_duration_since(at) >= every
+            }
+        };
+        if due {
+            self.last_peek = Some((now, self.written_total));
+        }
+        due
+    }
+
+    /// The configured clock, for adapters that drive the timers.
+    pub(crate) fn clock(&self) -> &Arc<dyn crate::time::Clock> {
+        &self.common.clock
+    }
+
+    /// Whether received bytes wait in the record buffer.
+    pub(crate) fn has_unprocessed_input(&self) -> bool {
+        self.deframer.buffered_len() > 0
     }
 
     pub(crate) fn peer_closed(&self) -> bool {
@@ -509,19 +702,31 @@ impl ConnectionCore {
         Ok(())
     }
 
-    /// Starts a key update now (SPEC 7). Refused while one is pending or the
-    /// handshake is not complete.
+    /// Starts a key update now (SPEC 7).
+    ///
+    /// Errors: `ApiMisuse` (nothing sent) while the handshake is not
+    /// complete, while an update is pending, after either side's
+    /// `close_notify` (SPEC 9), or after a fatal error; a store or MLS
+    /// failure closes the connection.
     pub fn request_key_update(&mut self) -> Result<(), Error> {
-        if self.handshaking || self.engine.state() != State::Synced {
+        if self.error.is_some() || !self.may_start_update() {
             return Err(Error::ApiMisuse(
-                "a key update needs an established, Synced connection",
+                "a key update needs an established, Synced connection with both directions open",
             ));
         }
         let result = self
             .engine
-            .start_update(SystemTime::now())
+            .start_update(self.common.clock.system_time())
             .and_then(|events| self.apply(events));
         result.map_err(|e| self.fail(e))
+    }
+
+    /// Limits plaintext written but not yet sent (with TLS bytes not yet
+    /// taken by `write_tls`) to `limit` bytes; `None` removes the limit.
+    /// Like rustls's `set_buffer_limit`; default from the configuration
+    /// (64 KiB).
+    pub fn set_buffer_limit(&mut self, limit: Option<usize>) {
+        self.common.send_buffer_limit = limit;
     }
 
     /// Installs a new identity of ours (e.g. a renewed certificate for the

@@ -45,9 +45,8 @@ mod core;
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::SystemTime;
 
-pub use self::config::{ClientConfig, CommonConfig, ServerConfig, UpdatePolicy};
+pub use self::config::{ClientConfig, CommonConfig, ServerConfig, UpdatePolicy, DEFAULT_BUFFER_LIMIT};
 use self::core::EarlyData;
 pub use self::core::{ConnectionCore, IoState};
 use crate::error::Error;
@@ -56,6 +55,8 @@ use crate::profile::store::SessionId;
 
 /// Reads received plaintext. Returns `WouldBlock` when nothing is buffered
 /// and the peer has not closed, `Ok(0)` after the peer's `close_notify`.
+/// When the plaintext runs out, records that waited behind the receive
+/// limit are processed first.
 #[derive(Debug)]
 pub struct Reader<'a> {
     core: &'a mut ConnectionCore,
@@ -63,6 +64,11 @@ pub struct Reader<'a> {
 
 impl io::Read for Reader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.core.received().is_empty() && self.core.has_unprocessed_input() {
+            // Records that waited for the application to read (SPEC 9a);
+            // an error is reported below.
+            let _ = self.core.process_new_packets();
+        }
         let n = self.core.received().read(buf);
         if n > 0 || buf.is_empty() {
             return Ok(n);
@@ -127,7 +133,7 @@ impl ClientConnection {
     /// the response go out as early data.
     pub fn resume(config: Arc<ClientConfig>, id: &SessionId) -> Result<Self, Error> {
         let (engine, events, resumption) =
-            Engine::resume(config.common.profile.clone(), id, SystemTime::now())?;
+            Engine::resume(config.common.profile.clone(), id, config.common.clock.system_time())?;
         let mut core = ConnectionCore::new(config.common.clone(), engine);
         if resumption.early_data {
             core.early = EarlyData::Sending {
@@ -145,8 +151,10 @@ impl ClientConnection {
     }
 
     /// Whether early data was sent and then accepted: the resumption
-    /// response arrived, which a fresh request only gets under the rules
-    /// that deliver its early data (SPEC 8).
+    /// response arrived encrypted under the new epoch's keys, which the
+    /// server only sends when it delivers the early data (SPEC 8). `false`
+    /// before the response and when it arrived in plaintext; the
+    /// application then sends the data again.
     pub fn is_early_data_accepted(&self) -> bool {
         self.core.early == EarlyData::Accepted
     }

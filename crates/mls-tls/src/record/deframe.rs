@@ -96,6 +96,15 @@ impl Deframer {
         }
     }
 
+    /// Drops every buffered byte, complete records and partial one alike:
+    /// after the peer's `close_notify` nothing more of that direction is
+    /// read (SPEC 9).
+    pub fn discard(&mut self) {
+        self.buf = Vec::new();
+        self.start = 0;
+        self.end = 0;
+    }
+
     /// Copies as much of `data` as fits and returns how many bytes were
     /// taken; the rest must be pushed again after taking records out.
     pub fn push(&mut self, data: &[u8]) -> usize {

@@ -1,6 +1,8 @@
 //! Moving TLS bytes between two in-memory connections (no sockets), for
 //! the connection-level tests.
 
+#![allow(dead_code)]
+
 use std::io::Read;
 
 use mls_tls::conn::ConnectionCore;

@@ -87,7 +87,9 @@ fn mismatched_or_malformed_key_pairs_are_refused() {
         let n = private.len();
         let bad = [
             (private.clone(), b.public().to_vec()),
-            (private[1..].to_vec(), a.public().to_vec()),
+            // Short by a byte (the last: a leading zero byte dropped would
+            // leave the same scalar, 1 time in 256).
+            (private[..n - 1].to_vec(), a.public().to_vec()),
             (Vec::new(), a.public().to_vec()),
             (vec![0; n], a.public().to_vec()),
             (vec![0xff; n], a.public().to_vec()),

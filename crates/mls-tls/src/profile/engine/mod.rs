@@ -381,6 +381,34 @@ impl Engine {
         ))])
     }
 
+    /// Drops our pending ConnectionUpdate as a stored transition, back to
+    /// Synced: the peer closed its direction and will not confirm it
+    /// (SPEC 9). A stuck direction keeps its update (it is the only way to
+    /// send again); so does a resumption in progress.
+    pub fn abandon_update(&mut self, now: SystemTime) -> Result<Vec<Event>, Error> {
+        if self.state != State::AwaitingEpochKeyUpdate || self.send_blocked {
+            return Ok(Vec::new());
+        }
+        self.transition(now, |a, provider| {
+            if a.meta.pending.as_ref().map(|p| p.typ) != Some(TwoPartyMessageType::ConnectionUpdate)
+            {
+                return Ok(false);
+            }
+            a.group
+                .clear_pending_commit(provider.storage())
+                .map_err(mls_err)?;
+            a.meta.pending = None;
+            a.meta.state = StoredState::Synced;
+            Ok(true)
+        })
+        .map(|dropped| {
+            if dropped {
+                self.state = State::Synced;
+            }
+            Vec::new()
+        })
+    }
+
     fn on_client_hello(&mut self, body: &[u8]) -> Result<Vec<Event>, Error> {
         let kp_in = match MlsMessageIn::tls_deserialize_exact(body)
             .map_err(|_| bad_body("ClientHello body is not a KeyPackage"))?

@@ -1,0 +1,210 @@
+//! Every timer of SPEC 9a on a virtual clock: the connection reads no clock
+//! of its own, reports its next deadline (`poll_timeout`) and acts on the
+//! time it is told (`handle_timeout`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mls_tls::conn::{
+    ClientConfig, ClientConnection, ConnectionCore, ServerConfig, ServerConnection, UpdatePolicy,
+};
+use mls_tls::error::Error;
+use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
+use mls_tls::profile::engine::State;
+use mls_tls::profile::store::SessionStore;
+use mls_tls::profile::suite::CipherSuite;
+use mls_tls::time::{Clock, ManualClock};
+
+mod wire;
+use wire::{feed, take};
+
+const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+
+struct Setup {
+    clock: Arc<ManualClock>,
+    client: Arc<ClientConfig>,
+    server: Arc<ServerConfig>,
+}
+
+fn setup(confirm_timeout: Duration) -> Setup {
+    let clock = Arc::new(ManualClock::new());
+    let policy = UpdatePolicy {
+        confirm_timeout,
+        ..UpdatePolicy::manual()
+    };
+    let client = ClientConfig::new(
+        Identity::generate("client", SUITE).unwrap(),
+        Arc::new(AcceptAnyPeer),
+        Arc::new(SessionStore::in_memory().unwrap()),
+    )
+    .clock(clock.clone())
+    .update_policy(policy);
+    let server = ServerConfig::new(
+        Identity::generate("server", SUITE).unwrap(),
+        Arc::new(AcceptAnyPeer),
+        Arc::new(SessionStore::in_memory().unwrap()),
+    )
+    .clock(clock.clone())
+    .update_policy(policy);
+    Setup {
+        clock,
+        client: Arc::new(client),
+        server: Arc::new(server),
+    }
+}
+
+fn pump(c: &mut ConnectionCore, s: &mut ConnectionCore) {
+    for _ in 0..10 {
+        let to_s = take(c);
+        feed(s, &to_s).unwrap();
+        let to_c = take(s);
+        feed(c, &to_c).unwrap();
+        if to_s.is_empty() && to_c.is_empty() {
+            return;
+        }
+    }
+    panic!("never quiet");
+}
+
+fn connected(t: &Setup) -> (ClientConnection, ServerConnection) {
+    let mut c = ClientConnection::new(t.client.clone()).unwrap();
+    let mut s = ServerConnection::new(t.server.clone());
+    pump(&mut c, &mut s);
+    assert!(!c.is_handshaking() && !s.is_handshaking());
+    (c, s)
+}
+
+fn is_timeout(r: Result<(), Error>) -> bool {
+    matches!(r, Err(Error::Timeout(_)))
+}
+
+#[test]
+fn a_client_whose_server_never_answers_times_out_at_the_handshake_deadline() {
+    let t = setup(Duration::from_secs(60));
+    let start = t.clock.now();
+    let mut c = ClientConnection::new(t.client.clone()).unwrap();
+    let _hello = take(&mut c);
+    assert_eq!(c.poll_timeout(), Some(start + Duration::from_secs(10)));
+    t.clock.advance(Duration::from_millis(9_999));
+    c.handle_timeout(t.clock.now()).unwrap();
+    t.clock.advance(Duration::from_millis(1));
+    assert!(is_timeout(c.handle_timeout(t.clock.now())));
+    // Sticky, and no alert for a timeout.
+    assert!(c.process_new_packets().is_err());
+    assert!(!c.wants_write());
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn a_silent_peer_is_dropped_by_a_server_at_the_handshake_deadline() {
+    let t = setup(Duration::from_secs(60));
+    let mut s = ServerConnection::new(t.server.clone());
+    // Not a byte arrives; only time passes.
+    t.clock.advance(Duration::from_secs(10));
+    assert!(is_timeout(s.handle_timeout(t.clock.now())));
+}
+
+#[test]
+fn a_provisional_server_session_never_confirmed_is_dropped() {
+    let t = setup(Duration::from_secs(60));
+    let mut c = ClientConnection::new(t.client.clone()).unwrap();
+    let mut s = ServerConnection::new(t.server.clone());
+    feed(&mut s, &take(&mut c)).unwrap();
+    let _server_hello = take(&mut s); // never reaches the client
+    assert!(s.is_handshaking());
+    t.clock.advance(Duration::from_secs(11));
+    assert!(is_timeout(s.handle_timeout(t.clock.now())));
+    assert!(t.server.store().list().unwrap().is_empty());
+}
+
+#[test]
+fn a_resumption_without_response_times_out_and_keeps_the_session() {
+    let t = setup(Duration::from_secs(60));
+    let (c, _s) = connected(&t);
+    let id = c.session_id().unwrap().clone();
+    drop(c);
+    let mut c = ClientConnection::resume(t.client.clone(), &id).unwrap();
+    let _request = take(&mut c);
+    assert!(c.poll_timeout().is_some());
+    t.clock.advance(Duration::from_secs(10));
+    assert!(is_timeout(c.handle_timeout(t.clock.now())));
+    assert_eq!(t.client.store().list().unwrap().len(), 1);
+}
+
+#[test]
+fn the_confirmation_timer_starts_when_the_update_leaves_not_when_queued() {
+    let t = setup(Duration::from_secs(60));
+    let (mut c, _s) = connected(&t);
+    assert_eq!(c.poll_timeout(), None, "no timer on an idle connection");
+    c.request_key_update().unwrap();
+    assert_eq!(c.profile_state(), State::AwaitingEpochKeyUpdate);
+    // Queued but not written: an hour of a blocked socket is not the peer's
+    // fault.
+    t.clock.advance(Duration::from_secs(3600));
+    assert_eq!(c.poll_timeout(), None);
+    c.handle_timeout(t.clock.now()).unwrap();
+    let left = t.clock.now();
+    let _update = take(&mut c);
+    assert_eq!(c.poll_timeout(), Some(left + Duration::from_secs(60)));
+    t.clock.advance(Duration::from_secs(59));
+    c.handle_timeout(t.clock.now()).unwrap();
+    t.clock.advance(Duration::from_secs(1));
+    assert!(is_timeout(c.handle_timeout(t.clock.now())));
+    // The session is kept for resumption.
+    assert_eq!(t.client.store().list().unwrap().len(), 1);
+}
+
+/// Issue 11, case 2: the EpochKeyUpdate was received before the deadline
+/// but processed after it; received input is processed before any timeout
+/// is judged.
+#[test]
+fn a_confirmation_received_in_time_but_processed_late_is_not_a_timeout() {
+    let t = setup(Duration::from_secs(1));
+    let (mut c, mut s) = connected(&t);
+    c.request_key_update().unwrap();
+    feed(&mut s, &take(&mut c)).unwrap();
+    let eku = take(&mut s);
+    t.clock.advance(Duration::from_millis(500));
+    let mut rd = &eku[..];
+    while !rd.is_empty() {
+        c.read_tls(&mut rd).unwrap();
+    }
+    t.clock.advance(Duration::from_millis(700));
+    c.process_new_packets().unwrap();
+    assert_eq!(c.profile_state(), State::Synced);
+    assert_eq!(c.epoch(), s.epoch());
+    // The same through handle_timeout.
+    c.request_key_update().unwrap();
+    feed(&mut s, &take(&mut c)).unwrap();
+    let eku = take(&mut s);
+    let mut rd = &eku[..];
+    while !rd.is_empty() {
+        c.read_tls(&mut rd).unwrap();
+    }
+    t.clock.advance(Duration::from_secs(5));
+    c.handle_timeout(t.clock.now()).unwrap();
+    assert_eq!(c.profile_state(), State::Synced);
+}
+
+#[test]
+fn the_update_interval_follows_the_configured_clock() {
+    let t = setup(Duration::from_secs(60));
+    let policy = UpdatePolicy {
+        interval: Some(Duration::from_secs(120)),
+        bytes: None,
+        confirm_timeout: Duration::from_secs(60),
+    };
+    let cc = Arc::new((*t.client).clone().update_policy(policy));
+    let mut c = ClientConnection::new(cc).unwrap();
+    let mut s = ServerConnection::new(t.server.clone());
+    pump(&mut c, &mut s);
+    let epoch = c.epoch().unwrap();
+    use std::io::Write;
+    c.writer().write_all(b"a").unwrap();
+    pump(&mut c, &mut s);
+    assert_eq!(c.epoch(), Some(epoch), "no update before the interval");
+    t.clock.advance(Duration::from_secs(120));
+    c.writer().write_all(b"b").unwrap();
+    pump(&mut c, &mut s);
+    assert_eq!(c.epoch(), Some(epoch + 1));
+}
