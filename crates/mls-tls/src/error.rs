@@ -29,7 +29,13 @@ pub enum Error {
     /// The cryptographic backend failed locally (not the peer's fault).
     Crypto(&'static str),
     /// The caller used the API in a way it does not allow; nothing was sent.
+    /// Only for genuine caller mistakes: a broken invariant of this crate
+    /// is [`Error::Internal`].
     ApiMisuse(&'static str),
+    /// An invariant of this crate does not hold (a bug, or state that
+    /// cannot have come from this crate): the connection closes with
+    /// `internal_error`.
+    Internal(&'static str),
     /// Local configuration the caller supplied is unusable (a root or
     /// certificate that does not parse, a chain that does not certify our
     /// key); nothing was sent.
@@ -39,6 +45,10 @@ pub enum Error {
     HandshakeFailure(String),
     /// The authentication service rejected the peer's credential.
     BadCertificate(String),
+    /// The authentication service rejected the peer's credential because
+    /// it is outside its validity period (expired, or not yet valid) at
+    /// the time of the check (`certificate_expired`, SPEC 5).
+    CertificateExpired(String),
     /// The peer's MLS message breaks a rule of the profile (SPEC section 5).
     IllegalParameter(String),
     /// A message could not be authenticated against the session (a stale
@@ -60,6 +70,17 @@ pub enum Error {
     /// time; the connection is closed without an alert (the session, if
     /// stored, is kept for resumption).
     Timeout(&'static str),
+    /// `cause` ended the session (SPEC 8: an authenticated failure, or a
+    /// peer that no longer verifies), but deleting it from the store
+    /// failed (`store` says why), so it may still be listed and
+    /// resumable: delete it with `SessionStore::delete` once the store
+    /// works again. The peer is told `cause`'s alert.
+    SessionNotDeleted {
+        /// Why the session had to be deleted.
+        cause: Box<Error>,
+        /// The store's error on deleting it.
+        store: String,
+    },
 }
 
 /// Bytes from the peer that could not be decoded.
@@ -135,11 +156,15 @@ impl Error {
             Self::InvalidMessage(_) => A::DecodeError,
             Self::PeerMisbehaved(_) => A::UnexpectedMessage,
             Self::DecryptFailed => A::BadRecordMac,
-            Self::KeyUsageExhausted | Self::Crypto(_) | Self::Mls(_) | Self::Store(_) => {
-                A::InternalError
-            }
+            Self::KeyUsageExhausted
+            | Self::Crypto(_)
+            | Self::Mls(_)
+            | Self::Store(_)
+            | Self::Internal(_) => A::InternalError,
             Self::HandshakeFailure(_) => A::HandshakeFailure,
             Self::BadCertificate(_) => A::BadCertificate,
+            Self::CertificateExpired(_) => A::CertificateExpired,
+            Self::SessionNotDeleted { cause, .. } => return cause.alert(),
             Self::IllegalParameter(_) => A::IllegalParameter,
             Self::DecryptError(_) => A::DecryptError,
             Self::AlertReceived(_)
@@ -165,9 +190,16 @@ impl fmt::Display for Error {
             ),
             Self::Crypto(what) => write!(f, "local cryptographic failure: {what}"),
             Self::ApiMisuse(what) => write!(f, "API misuse: {what}"),
+            Self::Internal(what) => write!(f, "internal error (a broken invariant): {what}"),
             Self::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             Self::HandshakeFailure(why) => write!(f, "handshake failed: {why}"),
             Self::BadCertificate(why) => write!(f, "peer credential rejected: {why}"),
+            Self::CertificateExpired(why) => {
+                write!(
+                    f,
+                    "peer credential rejected, outside its validity period: {why}"
+                )
+            }
             Self::IllegalParameter(why) => write!(f, "peer broke a profile rule: {why}"),
             Self::DecryptError(why) => write!(f, "message could not be authenticated: {why}"),
             Self::Mls(why) => write!(f, "local MLS failure: {why}"),
@@ -179,6 +211,11 @@ impl fmt::Display for Error {
             Self::Superseded => {
                 f.write_str("the session was resumed on another connection; this one is closed")
             }
+            Self::SessionNotDeleted { cause, store } => write!(
+                f,
+                "{cause}; the session had to be deleted, but the store failed to delete it \
+                 ({store}): it may still be resumable"
+            ),
         }
     }
 }
@@ -273,6 +310,19 @@ mod tests {
                 Some(A::UnexpectedMessage),
             ),
             (Error::KeyUsageExhausted, Some(A::InternalError)),
+            (Error::Internal("x"), Some(A::InternalError)),
+            (Error::BadCertificate("x".into()), Some(A::BadCertificate)),
+            (
+                Error::CertificateExpired("x".into()),
+                Some(A::CertificateExpired),
+            ),
+            (
+                Error::SessionNotDeleted {
+                    cause: Box::new(Error::CertificateExpired("x".into())),
+                    store: "disk".into(),
+                },
+                Some(A::CertificateExpired),
+            ),
             (Error::AlertReceived(A::BadRecordMac), None),
             (Error::ApiMisuse("x"), None),
             (Error::InvalidConfig("x".into()), None),

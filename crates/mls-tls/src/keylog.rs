@@ -14,6 +14,9 @@ pub trait KeyLog: Send + Sync + core::fmt::Debug {
     fn log(&self, label: &str, group_id: &[u8], epoch: u64, secret: &[u8]);
 }
 
+/// The environment variable [`KeyLogFile::from_env`] reads.
+pub const ENV_VAR: &str = "MLSTLS_KEYLOGFILE";
+
 /// A key log appending lines to a file, like `SSLKEYLOGFILE`.
 #[derive(Debug)]
 pub struct KeyLogFile {
@@ -29,10 +32,22 @@ impl KeyLogFile {
         })
     }
 
-    /// The file named by `MLSTLS_KEYLOGFILE`, if that variable is set.
-    pub fn from_env() -> Option<Self> {
-        let path = std::env::var_os("MLSTLS_KEYLOGFILE")?;
-        Self::open(path).ok()
+    /// The file named by `MLSTLS_KEYLOGFILE`: `None` if that variable is
+    /// not set, else the result of opening it. A file that cannot be opened
+    /// is an error the caller must see: silently logging nothing would
+    /// leave a capture that cannot be decrypted.
+    pub fn from_env() -> Option<std::io::Result<Self>> {
+        Self::from_var(std::env::var_os(ENV_VAR))
+    }
+
+    fn from_var(path: Option<std::ffi::OsString>) -> Option<std::io::Result<Self>> {
+        let path = path?;
+        Some(Self::open(&path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("{ENV_VAR}={}: {e}", std::path::Path::new(&path).display()),
+            )
+        }))
     }
 }
 
@@ -47,5 +62,21 @@ impl KeyLog for KeyLogFile {
         // A key log is a debugging aid: a failed write must not break the
         // connection.
         let _ = f.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unopenable_key_log_file_is_an_error_naming_it() {
+        assert!(KeyLogFile::from_var(None).is_none());
+        let path = std::env::temp_dir().join("mlstls-no-such-dir/sub/keys.log");
+        let err = KeyLogFile::from_var(Some(path.clone().into_os_string()))
+            .expect("variable set")
+            .unwrap_err();
+        assert!(err.to_string().contains("MLSTLS_KEYLOGFILE="), "{err}");
+        assert!(err.to_string().contains("keys.log"), "{err}");
     }
 }

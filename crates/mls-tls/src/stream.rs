@@ -158,7 +158,12 @@ fn read_once(conn: &mut ConnectionCore, sock: &mut (impl Transport + ?Sized)) ->
             process(conn, sock)?;
             Ok(n > 0)
         }
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
             // The deadline may have passed: let the connection judge it.
             process(conn, sock)?;
             if timed {
@@ -175,7 +180,10 @@ fn read_once(conn: &mut ConnectionCore, sock: &mut (impl Transport + ?Sized)) ->
 /// Reads whatever already arrived without waiting (when the transport can
 /// do that), so that a stream that only writes still answers and receives
 /// key updates (SPEC 9a).
-fn peek_incoming(conn: &mut ConnectionCore, sock: &mut (impl Transport + ?Sized)) -> io::Result<()> {
+fn peek_incoming(
+    conn: &mut ConnectionCore,
+    sock: &mut (impl Transport + ?Sized),
+) -> io::Result<()> {
     if !conn.wants_read() || !conn.peek_due(PEEK_EVERY_BYTES, PEEK_EVERY) {
         return Ok(());
     }

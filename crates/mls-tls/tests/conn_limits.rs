@@ -114,7 +114,12 @@ fn received_plaintext_is_bounded_until_the_application_reads() {
     let mut rounds = 0;
     while got.len() < data.len() {
         rounds += 1;
-        assert!(rounds < 10_000, "no progress: sent {sent}, got {}, wire {}", got.len(), wire.len());
+        assert!(
+            rounds < 10_000,
+            "no progress: sent {sent}, got {}, wire {}",
+            got.len(),
+            wire.len()
+        );
         if sent < data.len() {
             sent += s.writer().write(&data[sent..]).unwrap();
             wire.extend(take(&mut s));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::*;
 use mls_tls::alert::AlertDescription;
 use mls_tls::profile::auth::{AcceptAnyPeer, Identity, PinnedKeys};
-use mls_tls::profile::engine::{Engine, ProfileConfig, State};
+use mls_tls::profile::engine::{Engine, Event, ProfileConfig, State};
 use mls_tls::profile::message::{HandshakeMessage, HandshakeType};
 use mls_tls::profile::store::SessionStore;
 use mls_tls::profile::suite::CipherSuite;
@@ -273,8 +273,101 @@ fn resumption_request_while_awaiting_response_initial_responder_yields() {
     assert!(sim.cut_and_resume(true));
     sim.early_data(true);
     sim.settle();
-    assert_eq!(sim.server.early_allowed, Some(true));
+    // The responder already sent early data under its own dropped commit's
+    // epoch 2, so the key-reuse invariant sends its response in plaintext:
+    // SPEC 8 then delivers no early data on this connection (the client
+    // reports it as not accepted and resends it).
+    assert_eq!(sim.server.early_allowed, Some(false));
     assert_eq!(sim.client.engine.epoch(), Some(3));
+}
+
+/// SPEC 8: early data is delivered only with a response encrypted under
+/// epoch E's server keys, and `Resumed` says so exactly then.
+#[test]
+fn early_data_is_allowed_exactly_with_an_encrypted_response() {
+    let mut sim = Sim::new(classical());
+    sim.handshake();
+    assert!(sim.cut_and_resume(true));
+    let Some((_, Item::Handshake(request))) = sim.to_server.pop_front() else {
+        panic!("a request")
+    };
+    let events = sim.server.engine.handle(request, sim.now).unwrap();
+    let mut encrypted = false;
+    let mut allowed = None;
+    for e in &events {
+        match e {
+            Event::InstallSendKeys(_) => encrypted = true,
+            Event::Resumed { early_data_allowed } => allowed = Some(*early_data_allowed),
+            _ => {}
+        }
+    }
+    assert!(encrypted);
+    assert_eq!(allowed, Some(true));
+}
+
+/// SPEC 8: "A replayed request can never close a live connection". The
+/// genuine resumption is answered; before its EpochKeyUpdate arrives, a
+/// replay of its request reaches the server on another connection. The
+/// replay is answered under rule 1 (the pending response resent) without
+/// storing or claiming anything, so the genuine connection completes.
+#[test]
+fn replay_during_the_genuine_resumption_does_not_supersede_it() {
+    let mut sim = Sim::new(classical());
+    sim.handshake();
+    assert!(sim.cut_and_resume(true));
+    sim.early_data(true);
+    let Some((_, Item::Handshake(request))) = sim.to_server.front() else {
+        panic!("a request")
+    };
+    let replay = request.clone();
+    // The genuine request is answered (rule 3).
+    assert!(sim.step(true).unwrap());
+    // The replay, on a second server connection of the same process.
+    let mut attacker_target = Engine::server(sim.server.config.clone());
+    let events = attacker_target.handle(replay, sim.now).unwrap();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Resumed {
+            early_data_allowed: false
+        }
+    )));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::InstallSendKeys(_))),
+        "a rule-1 response goes in plaintext"
+    );
+    assert!(!sim.server.engine.is_superseded());
+    // The genuine connection completes and data flows.
+    sim.settle();
+    assert_eq!(sim.server.early_allowed, Some(true));
+    assert!(!sim.server.engine.is_superseded());
+    sim.update(true);
+    sim.settle();
+    sim.update(false);
+    sim.settle();
+}
+
+/// A genuine retransmission answered under rule 1 on a new connection
+/// claims the session once its EpochKeyUpdate validates.
+#[test]
+fn rule_1_claims_the_session_once_confirmed() {
+    let mut sim = Sim::new(classical());
+    sim.handshake();
+    assert!(sim.cut_and_resume(true));
+    // The server applies the request; its response is lost.
+    assert!(sim.step(true).unwrap());
+    let older = std::mem::replace(
+        &mut sim.server.engine,
+        Engine::server(sim.server.config.clone()),
+    );
+    assert!(!sim.cut_and_resume(true));
+    // Rule 1 answered; the older connection is not superseded yet.
+    assert!(sim.step(true).unwrap());
+    assert!(!older.is_superseded());
+    sim.settle();
+    assert!(older.is_superseded(), "superseded once the EKU validated");
+    assert!(!sim.server.engine.is_superseded());
 }
 
 #[test]

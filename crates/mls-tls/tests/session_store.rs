@@ -7,11 +7,15 @@ mod common;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use common::{classical, Sim};
+use mls_tls::alert::AlertDescription;
 use mls_tls::error::Error;
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
-use mls_tls::profile::engine::{ProfileConfig, State};
+use mls_tls::profile::auth::{
+    AcceptAnyPeer, Identity, PeerAuth, PeerIdentity, PeerRejected, PeerVerifier, VerifyContext,
+};
+use mls_tls::profile::engine::{Engine, ProfileConfig, State};
 use mls_tls::profile::store::{
     MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionStore,
     StoredSession,
@@ -23,6 +27,9 @@ use mls_tls::profile::store::{
 struct Blobs {
     map: Mutex<HashMap<SessionId, Vec<u8>>>,
     failing: AtomicBool,
+    failing_delete: AtomicBool,
+    /// `Some(n)`: `n` more loads succeed, then every load fails.
+    loads_left: Mutex<Option<u32>>,
     saves: Mutex<u64>,
 }
 
@@ -30,10 +37,26 @@ impl Blobs {
     fn version(&self, id: &SessionId) -> Option<u64> {
         self.load(id).unwrap().map(|s| s.meta.version)
     }
+
+    /// Rewrites the stored record of `id` with `f` (a damaged store).
+    fn tamper(&self, id: &SessionId, f: impl FnOnce(&mut StoredSession)) {
+        let mut s = self.load(id).unwrap().unwrap();
+        f(&mut s);
+        self.map
+            .lock()
+            .unwrap()
+            .insert(id.clone(), s.to_bytes().to_vec());
+    }
 }
 
 impl SessionBackend for Blobs {
     fn load(&self, id: &SessionId) -> Result<Option<StoredSession>, Error> {
+        if let Some(n) = self.loads_left.lock().unwrap().as_mut() {
+            if *n == 0 {
+                return Err(Error::Store("database unreachable".into()));
+            }
+            *n -= 1;
+        }
         let map = self.map.lock().unwrap();
         map.get(id)
             .map(|b| StoredSession::from_bytes(b))
@@ -62,6 +85,9 @@ impl SessionBackend for Blobs {
     }
 
     fn delete(&self, id: &SessionId) -> Result<bool, Error> {
+        if self.failing_delete.load(Ordering::SeqCst) {
+            return Err(Error::Store("read-only database".into()));
+        }
         Ok(self.map.lock().unwrap().remove(id).is_some())
     }
 
@@ -179,4 +205,133 @@ fn the_memory_backend_is_a_session_backend_like_any_other() {
     let store = SessionStore::with_backend(MemoryBackend::default());
     assert!(store.list().unwrap().is_empty());
     assert!(!store.delete(&SessionId(vec![1])).unwrap());
+}
+
+/// Refuses every peer once revoked (a trust configuration that changed).
+#[derive(Debug, Default)]
+struct Revocable(AtomicBool);
+
+impl PeerVerifier for Revocable {
+    fn verify(
+        &self,
+        _: &PeerIdentity,
+        _: VerifyContext<'_>,
+        _: SystemTime,
+    ) -> Result<PeerAuth, PeerRejected> {
+        if self.0.load(Ordering::SeqCst) {
+            Err("peer revoked".into())
+        } else {
+            Ok(PeerAuth::Authenticated)
+        }
+    }
+}
+
+/// Review (a): a session the protocol says to delete, which the store
+/// fails to delete, is not forgotten silently: the caller sees both
+/// reasons, the peer would get the original alert.
+#[test]
+fn a_failing_delete_is_reported_with_the_reason_for_deleting() {
+    let (mut c, client_blobs) = blob_config("client");
+    let revocable = Arc::new(Revocable::default());
+    c.verifier = revocable.clone();
+    let (s, _) = blob_config("server");
+    let mut sim = Sim::with_configs(c, s);
+    sim.handshake();
+    let id = sim.session.clone().unwrap();
+    revocable.0.store(true, Ordering::SeqCst);
+    client_blobs.failing_delete.store(true, Ordering::SeqCst);
+    let err = Engine::resume(sim.client.config.clone(), &id, sim.now).unwrap_err();
+    let Error::SessionNotDeleted { cause, store } = &err else {
+        panic!("expected SessionNotDeleted, got {err:?}")
+    };
+    assert!(matches!(**cause, Error::BadCertificate(_)), "{cause:?}");
+    assert!(store.contains("read-only database"), "{store}");
+    assert_eq!(err.alert(), Some(AlertDescription::BadCertificate));
+    assert!(err.to_string().contains("peer revoked"), "{err}");
+    assert_eq!(client_blobs.list().unwrap().len(), 1, "still stored");
+    // Once the store works, the same refusal deletes it.
+    client_blobs.failing_delete.store(false, Ordering::SeqCst);
+    let err = Engine::resume(sim.client.config.clone(), &id, sim.now).unwrap_err();
+    assert!(matches!(err, Error::BadCertificate(_)), "{err:?}");
+    assert!(client_blobs.list().unwrap().is_empty());
+}
+
+/// Review (a), inside a transition: an authenticated failure whose delete
+/// fails.
+#[test]
+fn a_failing_delete_after_an_authenticated_failure_is_reported() {
+    let (c, _) = blob_config("client");
+    let (mut s, server_blobs) = blob_config("server");
+    let revocable = Arc::new(Revocable::default());
+    s.verifier = revocable.clone();
+    let mut sim = Sim::with_configs(c, s);
+    sim.handshake();
+    revocable.0.store(true, Ordering::SeqCst);
+    server_blobs.failing_delete.store(true, Ordering::SeqCst);
+    sim.update(true);
+    let err = sim.step(true).unwrap_err();
+    assert!(matches!(err, Error::SessionNotDeleted { .. }), "{err:?}");
+    assert_eq!(err.alert(), Some(AlertDescription::BadCertificate));
+    assert_eq!(server_blobs.list().unwrap().len(), 1);
+    assert_eq!(sim.server.engine.state(), State::Closed);
+}
+
+/// Review (b): when the transition rolled back and the session cannot be
+/// reloaded from the store, memory and store could differ: the engine
+/// closes with internal_error, and the error says so.
+#[test]
+fn a_failed_reload_after_a_rollback_closes_with_internal_error() {
+    let (c, _) = blob_config("client");
+    let (s, server_blobs) = blob_config("server");
+    let mut sim = Sim::with_configs(c, s);
+    sim.handshake();
+    server_blobs.failing.store(true, Ordering::SeqCst);
+    sim.update(true);
+    // The parked session is loaded for the transition; the save fails;
+    // the reload after the rollback finds the store unreachable.
+    *server_blobs.loads_left.lock().unwrap() = Some(1);
+    let err = sim.step(true).unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    assert_eq!(err.alert(), Some(AlertDescription::InternalError));
+    let text = err.to_string();
+    assert!(text.contains("reloading the session"), "{text}");
+    assert!(text.contains("database unreachable"), "{text}");
+    assert!(text.contains("disk full"), "{text}");
+    assert_eq!(sim.server.engine.state(), State::Closed);
+    assert_eq!(sim.server.engine.session_id(), None, "memory dropped");
+    assert!(sim.to_client.is_empty());
+}
+
+/// Review (c): a stored peer credential that does not parse is a damaged
+/// store record, reported when the session is loaded, not a peer with an
+/// empty name.
+#[test]
+fn a_damaged_stored_peer_credential_is_a_store_error_at_load() {
+    let (c, client_blobs) = blob_config("client");
+    let (s, _) = blob_config("server");
+    let mut sim = Sim::with_configs(c, s);
+    sim.handshake();
+    let id = sim.session.clone().unwrap();
+    client_blobs.tamper(&id, |s| s.meta.peer_credential = vec![0xff, 0xff, 0x01]);
+    let err = Engine::resume(sim.client.config.clone(), &id, sim.now).unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    assert!(err.to_string().contains("peer credential"), "{err}");
+    // A damaged record is not the peer's fault: it is kept for inspection.
+    assert_eq!(client_blobs.list().unwrap().len(), 1);
+}
+
+/// The three records of "a commit is pending" must agree when loaded.
+#[test]
+fn a_record_whose_pending_commit_disagrees_is_a_store_error() {
+    let (c, client_blobs) = blob_config("client");
+    let (s, _) = blob_config("server");
+    let mut sim = Sim::with_configs(c, s);
+    sim.handshake();
+    let id = sim.session.clone().unwrap();
+    sim.update(true);
+    // The update is pending; the record loses its copy of the commit.
+    client_blobs.tamper(&id, |s| s.meta.pending = None);
+    let err = Engine::resume(sim.client.config.clone(), &id, sim.now).unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    assert!(err.to_string().contains("pending commit"), "{err}");
 }

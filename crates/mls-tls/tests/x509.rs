@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use mls_tls::alert::AlertDescription;
 use mls_tls::conn::{
@@ -242,8 +243,10 @@ fn valid_chains_on_both_sides_for_every_signature_family() {
     }
 }
 
+/// SPEC 5: a certificate outside its validity period is
+/// `certificate_expired(45)`, not `bad_certificate`.
 #[test]
-fn expired_leaf_is_bad_certificate() {
+fn expired_leaf_is_certificate_expired() {
     let pki = Pki::new("test");
     let id = Identity::generate(SERVER, SUITE).unwrap();
     let leaf = pki.leaf(id.public_key(), SERVER, |p| {
@@ -259,9 +262,42 @@ fn expired_leaf_is_bad_certificate() {
         server,
         Arc::new(AcceptAnyPeer),
     );
-    assert!(matches!(result, Err(Failure::Client(_))));
-    assert_rejected(result, "certificate expired");
-    peer_got_bad_certificate(&mut s);
+    let Err(Failure::Client(error)) = result else {
+        panic!("the client must reject: {result:?}")
+    };
+    assert_eq!(error.alert(), Some(AlertDescription::CertificateExpired));
+    assert!(matches!(error, Error::CertificateExpired(_)), "{error:?}");
+    assert!(error.to_string().contains("certificate expired"), "{error}");
+    assert_eq!(
+        s.process_new_packets().err(),
+        Some(Error::AlertReceived(AlertDescription::CertificateExpired))
+    );
+}
+
+/// A certificate that is not valid yet is `certificate_expired` too (RFC
+/// 8446: "expired or is not currently valid").
+#[test]
+fn not_yet_valid_leaf_is_certificate_expired() {
+    let pki = Pki::new("test");
+    let id = Identity::generate(SERVER, SUITE).unwrap();
+    let leaf = pki.leaf(id.public_key(), SERVER, |p| {
+        p.not_before = OffsetDateTime::now_utc() + Duration::days(1);
+        p.not_after = OffsetDateTime::now_utc() + Duration::days(60);
+    });
+    let server = id
+        .with_certificate_chain(vec![leaf, pki.inter_der()])
+        .unwrap();
+    let (_, _, result) = connect(
+        pki.identity("client", SUITE),
+        server_verifier(&pki, SERVER),
+        server,
+        Arc::new(AcceptAnyPeer),
+    );
+    let Err(Failure::Client(error)) = result else {
+        panic!("the client must reject: {result:?}")
+    };
+    assert_eq!(error.alert(), Some(AlertDescription::CertificateExpired));
+    assert!(error.to_string().contains("not valid yet"), "{error}");
 }
 
 #[test]
@@ -369,15 +405,22 @@ fn leaf_key_not_matching_the_mls_key_is_refused_locally_and_by_the_peer() {
         "{err}"
     );
     // A peer presenting someone else's certificate.
-    let verdict = server_verifier(&pki, SERVER)
-        .verify(&peer(&chain, id.public_key()), VerifyContext::Welcome);
+    let verdict = server_verifier(&pki, SERVER).verify(
+        &peer(&chain, id.public_key()),
+        VerifyContext::Welcome,
+        SystemTime::now(),
+    );
     assert!(verdict
         .unwrap_err()
+        .reason
         .contains("does not match the MLS signature key"));
     // The certificate's own key passes the same check.
     assert_eq!(
-        server_verifier(&pki, SERVER)
-            .verify(&peer(&chain, other.public_key()), VerifyContext::Welcome),
+        server_verifier(&pki, SERVER).verify(
+            &peer(&chain, other.public_key()),
+            VerifyContext::Welcome,
+            SystemTime::now()
+        ),
         Ok(PeerAuth::Authenticated)
     );
 }
@@ -388,14 +431,20 @@ fn chain_in_the_wrong_order_is_refused() {
     let id = Identity::generate(SERVER, SUITE).unwrap();
     let leaf = pki.leaf(id.public_key(), SERVER, |_| {});
     let reversed = vec![pki.inter_der(), leaf.clone()];
-    let verdict = server_verifier(&pki, SERVER)
-        .verify(&peer(&reversed, id.public_key()), VerifyContext::Welcome);
-    assert!(verdict.unwrap_err().contains("wrong order"));
+    let verdict = server_verifier(&pki, SERVER).verify(
+        &peer(&reversed, id.public_key()),
+        VerifyContext::Welcome,
+        SystemTime::now(),
+    );
+    assert!(verdict.unwrap_err().reason.contains("wrong order"));
     // Leaf first but the root before the intermediate: not an issuer chain.
     let shuffled = vec![leaf, pki.root.der().clone(), pki.inter_der()];
-    let verdict = server_verifier(&pki, SERVER)
-        .verify(&peer(&shuffled, id.public_key()), VerifyContext::Welcome);
-    assert!(verdict.unwrap_err().contains("wrong order"));
+    let verdict = server_verifier(&pki, SERVER).verify(
+        &peer(&shuffled, id.public_key()),
+        VerifyContext::Welcome,
+        SystemTime::now(),
+    );
+    assert!(verdict.unwrap_err().reason.contains("wrong order"));
     let err = id.with_certificate_chain(reversed).unwrap_err();
     assert!(err.to_string().contains("wrong order"), "{err}");
 }
@@ -417,7 +466,9 @@ fn garbage_x509_credentials_are_refused_without_panicking() {
             signature_key: key.to_vec(),
             authenticated: false,
         };
-        assert!(v.verify(&p, VerifyContext::Welcome).is_err());
+        assert!(v
+            .verify(&p, VerifyContext::Welcome, SystemTime::now())
+            .is_err());
     }
 }
 

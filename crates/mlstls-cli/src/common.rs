@@ -166,6 +166,7 @@ impl ChannelArgs {
             .update_policy(policy)
             .common;
         if let Some(log) = KeyLogFile::from_env() {
+            let log = log.map_err(|e| format!("cannot open the key log file: {e}"))?;
             tracing::warn!("logging traffic secrets to $MLSTLS_KEYLOGFILE");
             config.key_log = Some(Arc::new(log));
         }

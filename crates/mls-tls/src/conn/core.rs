@@ -524,9 +524,7 @@ impl ConnectionCore {
                 .is_some_and(|i| now.saturating_duration_since(self.last_update) >= i)
             || policy.bytes.is_some_and(|b| self.bytes_since_update >= b);
         if due {
-            let events = self
-                .engine
-                .start_update(self.common.clock.system_time())?;
+            let events = self.engine.start_update(self.common.clock.system_time())?;
             // Until the update is confirmed the counters keep running; do
             // not ask again for the same reason.
             self.bytes_since_update = 0;
@@ -596,7 +594,10 @@ impl ConnectionCore {
         let n = wr.write(&self.sendable[self.sendable_start..])?;
         self.sendable_start += n;
         self.written_total += n as u64;
-        if self.update_ends_at.is_some_and(|end| self.written_total >= end) {
+        if self
+            .update_ends_at
+            .is_some_and(|end| self.written_total >= end)
+        {
             // Our ConnectionUpdate left: its confirmation timer starts.
             self.update_ends_at = None;
             self.update_sent = Some(self.common.clock.now());

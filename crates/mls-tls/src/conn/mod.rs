@@ -46,7 +46,9 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-pub use self::config::{ClientConfig, CommonConfig, ServerConfig, UpdatePolicy, DEFAULT_BUFFER_LIMIT};
+pub use self::config::{
+    ClientConfig, CommonConfig, ServerConfig, UpdatePolicy, DEFAULT_BUFFER_LIMIT,
+};
 use self::core::EarlyData;
 pub use self::core::{ConnectionCore, IoState};
 use crate::error::Error;
@@ -132,8 +134,11 @@ impl ClientConnection {
     /// carries a fresh commit, up to `max_early_data` bytes written before
     /// the response go out as early data.
     pub fn resume(config: Arc<ClientConfig>, id: &SessionId) -> Result<Self, Error> {
-        let (engine, events, resumption) =
-            Engine::resume(config.common.profile.clone(), id, config.common.clock.system_time())?;
+        let (engine, events, resumption) = Engine::resume(
+            config.common.profile.clone(),
+            id,
+            config.common.clock.system_time(),
+        )?;
         let mut core = ConnectionCore::new(config.common.clone(), engine);
         if resumption.early_data {
             core.early = EarlyData::Sending {

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{BasicCredential, Credential, CredentialType, CredentialWithKey};
@@ -269,31 +270,42 @@ impl PeerIdentity {
         })
     }
 
-    /// Rebuilds a stored peer (its serialized credential and key).
-    pub(crate) fn from_stored(credential: &[u8], signature_key: &[u8]) -> Self {
-        Credential::tls_deserialize_exact(credential)
-            .ok()
-            .and_then(|c| Self::from_leaf(&c, signature_key).ok())
-            .unwrap_or_else(|| Self {
-                credential: credential.to_vec(),
-                name: Vec::new(),
-                signature_key: signature_key.to_vec(),
-                authenticated: false,
-            })
+    /// Rebuilds a stored peer (its serialized credential and key). A
+    /// credential that no longer parses is a damaged store record
+    /// ([`Error::Store`]), not the peer's fault: it is refused when the
+    /// session is loaded, never turned into an empty name.
+    pub(crate) fn from_stored(credential: &[u8], signature_key: &[u8]) -> Result<Self, Error> {
+        let credential = Credential::tls_deserialize_exact(credential).map_err(|_| {
+            Error::Store("damaged session record: the stored peer credential does not parse".into())
+        })?;
+        Self::from_leaf(&credential, signature_key)
     }
 
-    /// Runs `verifier` on this identity: the identity with its
-    /// `authenticated` flag set, or `bad_certificate` naming the reason.
+    /// Runs `verifier` on this identity at time `now`: the identity with
+    /// its `authenticated` flag set, or the rejection as an error
+    /// (`bad_certificate`, or `certificate_expired` for
+    /// [`RejectKind::Expired`]) naming the reason.
     pub(crate) fn verified_by(
         mut self,
         verifier: &dyn PeerVerifier,
         context: VerifyContext<'_>,
+        now: SystemTime,
     ) -> Result<Self, Error> {
-        let auth = verifier
-            .verify(&self, context)
-            .map_err(Error::BadCertificate)?;
+        let auth = verifier.verify(&self, context, now)?;
         self.authenticated = auth == PeerAuth::Authenticated;
         Ok(self)
+    }
+
+    /// A name for logs: a basic credential's name (lossy UTF-8), or an
+    /// X.509 leaf's DNS names. Never key material.
+    pub(crate) fn display_name(&self) -> String {
+        match self.certificate_chain() {
+            Some(chain) => x509::leaf_dns_names(&chain).map_or_else(
+                || "x509 (unparsable leaf)".into(),
+                |n| format!("x509 {n:?}"),
+            ),
+            None => String::from_utf8_lossy(&self.name).into_owned(),
+        }
     }
 
     /// The MLS credential type (basic, x509, ...), if the credential parses.
@@ -316,18 +328,104 @@ impl PeerIdentity {
 
 /// Where a peer credential is being checked.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum VerifyContext<'a> {
     /// The responder checks a ClientHello's KeyPackage.
     KeyPackage,
     /// The initiator checks the responder's leaf in the Welcome.
     Welcome,
     /// A commit's UpdatePath leaf; `previous` is the identity the session
-    /// had until now. A stored session's peer is also re-checked this way
-    /// (with itself as `previous`) when the session is loaded to resume.
+    /// had until now.
     UpdatePath {
         /// The peer's identity before this commit.
         previous: &'a PeerIdentity,
     },
+    /// The peer's current, unchanged leaf is checked again (SPEC 5: every
+    /// epoch change re-checks the peer with the current time and trust
+    /// configuration; SPEC 8: a stored peer is re-checked before a
+    /// resumption sends or delivers anything). The identity was accepted
+    /// before; a certificate may have expired or a key been removed from
+    /// the trust configuration since.
+    Recheck,
+}
+
+/// Why a verifier refused a peer: a kind that picks the alert, and a
+/// reason for people (it goes into the error message).
+///
+/// ```
+/// use mls_tls::profile::auth::{PeerRejected, RejectKind};
+/// let e: PeerRejected = "key not pinned".into();
+/// assert_eq!(e.kind, RejectKind::Other);
+/// assert_eq!(PeerRejected::expired("certificate expired").kind, RejectKind::Expired);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRejected {
+    /// What kind of rejection: decides the alert.
+    pub kind: RejectKind,
+    /// Why, for the error message.
+    pub reason: String,
+}
+
+/// The kind of a [`PeerRejected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectKind {
+    /// The credential is outside its validity period at the time of the
+    /// check: expired, or not yet valid (RFC 8446 `certificate_expired`:
+    /// "a certificate has expired or is not currently valid"). Sends
+    /// `certificate_expired(45)` ([`Error::CertificateExpired`]).
+    Expired,
+    /// Any other reason (unknown issuer, key not pinned, wrong name, a
+    /// changed identity, ...). Sends `bad_certificate(42)`
+    /// ([`Error::BadCertificate`]).
+    Other,
+}
+
+impl PeerRejected {
+    /// A rejection of kind [`RejectKind::Other`].
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            kind: RejectKind::Other,
+            reason: reason.into(),
+        }
+    }
+
+    /// A rejection of kind [`RejectKind::Expired`].
+    pub fn expired(reason: impl Into<String>) -> Self {
+        Self {
+            kind: RejectKind::Expired,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<String> for PeerRejected {
+    fn from(reason: String) -> Self {
+        Self::new(reason)
+    }
+}
+
+impl From<&str> for PeerRejected {
+    fn from(reason: &str) -> Self {
+        Self::new(reason)
+    }
+}
+
+impl core::fmt::Display for PeerRejected {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for PeerRejected {}
+
+impl From<PeerRejected> for Error {
+    fn from(r: PeerRejected) -> Self {
+        match r.kind {
+            RejectKind::Expired => Self::CertificateExpired(r.reason),
+            RejectKind::Other => Self::BadCertificate(r.reason),
+        }
+    }
 }
 
 /// What a verifier concluded about an accepted peer.
@@ -341,13 +439,51 @@ pub enum PeerAuth {
 }
 
 /// The authentication-service hook: decides whether a peer credential is
-/// acceptable. Called on the KeyPackage, on the Welcome's other leaf and on
-/// every UpdatePath leaf.
+/// acceptable. Called on the KeyPackage, on the Welcome's other leaf, on
+/// every UpdatePath leaf, and on the peer's current leaf at every other
+/// epoch change and before a resumption ([`VerifyContext::Recheck`]).
+///
+/// `now` is the wall-clock time the engine was given for this step (the
+/// connection passes it in; tests pass any time they like): a verifier that
+/// checks validity periods uses it rather than reading a clock itself.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use mls_tls::profile::auth::{PeerAuth, PeerIdentity, PeerRejected, PeerVerifier, VerifyContext};
+///
+/// /// Accepts one name until a fixed deadline.
+/// #[derive(Debug)]
+/// struct Until(SystemTime);
+///
+/// impl PeerVerifier for Until {
+///     fn verify(
+///         &self,
+///         peer: &PeerIdentity,
+///         _: VerifyContext<'_>,
+///         now: SystemTime,
+///     ) -> Result<PeerAuth, PeerRejected> {
+///         if peer.name != b"alice" {
+///             return Err("not alice".into());
+///         }
+///         if now > self.0 {
+///             return Err(PeerRejected::expired("alice's access expired"));
+///         }
+///         Ok(PeerAuth::Authenticated)
+///     }
+/// }
+/// # let _ = Until(SystemTime::now());
+/// ```
 pub trait PeerVerifier: Send + Sync + core::fmt::Debug {
     /// `Ok` to accept (saying whether the peer is authenticated or only
-    /// admitted); `Err(reason)` rejects with `bad_certificate`, the reason
-    /// going into the error message.
-    fn verify(&self, peer: &PeerIdentity, context: VerifyContext<'_>) -> Result<PeerAuth, String>;
+    /// admitted); `Err` rejects: with `certificate_expired` for
+    /// [`RejectKind::Expired`], else `bad_certificate`, the reason going
+    /// into the error message.
+    fn verify(
+        &self,
+        peer: &PeerIdentity,
+        context: VerifyContext<'_>,
+        now: SystemTime,
+    ) -> Result<PeerAuth, PeerRejected>;
 }
 
 /// Accepts peers whose signature key is on an allow-list, like SSH's
@@ -373,7 +509,12 @@ impl PinnedKeys {
 }
 
 impl PeerVerifier for PinnedKeys {
-    fn verify(&self, peer: &PeerIdentity, context: VerifyContext<'_>) -> Result<PeerAuth, String> {
+    fn verify(
+        &self,
+        peer: &PeerIdentity,
+        context: VerifyContext<'_>,
+        _now: SystemTime,
+    ) -> Result<PeerAuth, PeerRejected> {
         if !self.keys.contains(&peer.signature_key) {
             return Err("peer signature key is not pinned".into());
         }
@@ -392,7 +533,12 @@ impl PeerVerifier for PinnedKeys {
 pub struct AcceptAnyPeer;
 
 impl PeerVerifier for AcceptAnyPeer {
-    fn verify(&self, _: &PeerIdentity, _: VerifyContext<'_>) -> Result<PeerAuth, String> {
+    fn verify(
+        &self,
+        _: &PeerIdentity,
+        _: VerifyContext<'_>,
+        _: SystemTime,
+    ) -> Result<PeerAuth, PeerRejected> {
         Ok(PeerAuth::Anonymous)
     }
 }
@@ -426,14 +572,31 @@ impl EitherVerifier {
 }
 
 impl PeerVerifier for EitherVerifier {
-    fn verify(&self, peer: &PeerIdentity, context: VerifyContext<'_>) -> Result<PeerAuth, String> {
-        let first = match self.first.verify(peer, context) {
+    /// When both reject, the reasons are joined and the kind is
+    /// [`RejectKind::Expired`] if either said so (only a verifier that
+    /// would otherwise accept gets as far as checking validity), else
+    /// [`RejectKind::Other`].
+    fn verify(
+        &self,
+        peer: &PeerIdentity,
+        context: VerifyContext<'_>,
+        now: SystemTime,
+    ) -> Result<PeerAuth, PeerRejected> {
+        let first = match self.first.verify(peer, context, now) {
             Ok(auth) => return Ok(auth),
             Err(e) => e,
         };
-        self.second
-            .verify(peer, context)
-            .map_err(|second| format!("{first}; and {second}"))
+        self.second.verify(peer, context, now).map_err(|second| {
+            let kind = if first.kind == RejectKind::Expired || second.kind == RejectKind::Expired {
+                RejectKind::Expired
+            } else {
+                RejectKind::Other
+            };
+            PeerRejected {
+                kind,
+                reason: format!("{first}; and {second}"),
+            }
+        })
     }
 }
 
@@ -535,15 +698,24 @@ mod tests {
             authenticated: false,
         };
         let pins = PinnedKeys::new([vec![1], vec![2]]);
+        let now = SystemTime::UNIX_EPOCH;
         assert!(pins
-            .verify(&peer(b"a", &[1]), VerifyContext::KeyPackage)
+            .verify(&peer(b"a", &[1]), VerifyContext::KeyPackage, now)
             .is_ok());
-        assert!(pins
-            .verify(&peer(b"a", &[3]), VerifyContext::Welcome)
-            .is_err());
+        assert_eq!(
+            pins.verify(&peer(b"a", &[3]), VerifyContext::Welcome, now),
+            Err(PeerRejected::new("peer signature key is not pinned"))
+        );
         let previous = peer(b"a", &[1]);
         let update = |p| VerifyContext::UpdatePath { previous: p };
-        assert!(pins.verify(&peer(b"a", &[2]), update(&previous)).is_ok());
-        assert!(pins.verify(&peer(b"b", &[1]), update(&previous)).is_err());
+        assert!(pins
+            .verify(&peer(b"a", &[2]), update(&previous), now)
+            .is_ok());
+        assert!(pins
+            .verify(&peer(b"b", &[1]), update(&previous), now)
+            .is_err());
+        assert!(pins
+            .verify(&peer(b"a", &[1]), VerifyContext::Recheck, now)
+            .is_ok());
     }
 }

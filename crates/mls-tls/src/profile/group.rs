@@ -25,31 +25,35 @@ const APP_COMPONENTS: ComponentId = 0x0001;
 /// draft-ietf-mls-extensions `safe_aad` dictionary entry.
 const SAFE_AAD: ComponentId = 0x0002;
 
-fn components(ids: &[ComponentId]) -> Vec<u8> {
+/// A serialized `ComponentsList`. Our own constant lists: a failure is a
+/// bug, reported as [`Error::Internal`] rather than an empty list that a
+/// peer would then reject.
+fn components(ids: &[ComponentId]) -> Result<Vec<u8>, Error> {
     ComponentsList::new(ids.to_vec())
         .tls_serialize_detached()
-        .unwrap_or_default()
+        .map_err(|_| Error::Internal("our own components list does not serialize"))
 }
 
 /// The app_data_dictionary every LeafNode and the GroupContext carry.
-fn app_dict() -> AppDataDictionary {
+fn app_dict() -> Result<AppDataDictionary, Error> {
     let mut d = AppDataDictionary::new();
-    let _ = d.insert(APP_COMPONENTS, components(&[TWO_PARTY_PROFILE, MLS_TLS]));
-    let _ = d.insert(SAFE_AAD, components(&[TWO_PARTY_PROFILE]));
-    let _ = d.insert(MLS_TLS, MLS_TLS_VERSION.to_be_bytes().to_vec());
-    d
+    // `insert` returns the value it replaced; the keys are distinct.
+    d.insert(APP_COMPONENTS, components(&[TWO_PARTY_PROFILE, MLS_TLS])?);
+    d.insert(SAFE_AAD, components(&[TWO_PARTY_PROFILE])?);
+    d.insert(MLS_TLS, MLS_TLS_VERSION.to_be_bytes().to_vec());
+    Ok(d)
 }
 
 pub(crate) fn leaf_extensions() -> Result<Extensions<LeafNode>, Error> {
     Extensions::single(Extension::AppDataDictionary(
-        AppDataDictionaryExtension::new(app_dict()),
+        AppDataDictionaryExtension::new(app_dict()?),
     ))
     .map_err(mls_err)
 }
 
 fn group_context_extensions() -> Result<Extensions<GroupContext>, Error> {
     Extensions::from_vec(vec![
-        Extension::AppDataDictionary(AppDataDictionaryExtension::new(app_dict())),
+        Extension::AppDataDictionary(AppDataDictionaryExtension::new(app_dict()?)),
         Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
             &[ExtensionType::AppDataDictionary],
             &[],
@@ -281,4 +285,18 @@ pub(crate) fn backend(suite: CipherSuite) -> Result<CryptoBackend, Error> {
 
 pub(crate) fn mls_err(e: impl core::fmt::Debug) -> Error {
     Error::Mls(format!("{e:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our own components serialize (an error, never an empty list, if
+    /// they did not) and pass the check a peer applies to them.
+    #[test]
+    fn own_components_pass_the_peer_check() {
+        let dict = app_dict().unwrap();
+        check_dict(Some(&AppDataDictionaryExtension::new(dict))).unwrap();
+        assert_eq!(components(&[]).unwrap(), vec![0]);
+    }
 }

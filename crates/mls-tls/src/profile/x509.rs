@@ -9,21 +9,29 @@
 //! - the leaf's SubjectPublicKeyInfo is exactly the MLS leaf's signature key
 //!   (Ed25519, ECDSA P-256 or P-384), so the certificate vouches for the key
 //!   that signs the MLS messages;
-//! - rustls-webpki builds a path to a configured root, at the verifier's
-//!   clock, with extended key usage serverAuth (responder) or clientAuth
+//! - rustls-webpki builds a path to a configured root, at the time the
+//!   engine passes in (or the verifier's [`with_clock`] override), with
+//!   extended key usage serverAuth (responder) or clientAuth
 //!   (initiator) when the leaf lists any;
 //! - for a responder, the leaf is valid for the configured [`ServerName`];
 //! - on an update, the new leaf has the same subject and subjectAltNames as
 //!   the previous one (a renewed certificate, maybe for a new key).
+//!
+//! A certificate outside its validity period (expired, or not yet valid)
+//! is a [`RejectKind::Expired`] rejection, sent as `certificate_expired`;
+//! every other failure is `bad_certificate`.
+//!
+//! [`with_clock`]: WebPkiServerVerifier::with_clock
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::{Credential, CredentialType};
 use rustls_pki_types::TrustAnchor;
 use webpki::{EndEntityCert, KeyUsage};
 
-use super::auth::{PeerAuth, PeerIdentity, PeerVerifier, VerifyContext};
+use super::auth::{PeerAuth, PeerIdentity, PeerRejected, PeerVerifier, RejectKind, VerifyContext};
 use crate::error::Error;
 
 pub use rustls_pki_types as pki_types;
@@ -303,6 +311,27 @@ fn leaf_names(chain: &[CertificateDer<'_>]) -> Option<(Vec<u8>, Vec<String>)> {
     Some((leaf.subject().to_vec(), dns))
 }
 
+/// A webpki failure as a rejection: outside the validity period (expired
+/// or not yet valid) is [`RejectKind::Expired`], anything else
+/// [`RejectKind::Other`].
+fn rejection(e: &webpki::Error) -> PeerRejected {
+    let kind = match e {
+        webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => {
+            RejectKind::Expired
+        }
+        _ => RejectKind::Other,
+    };
+    PeerRejected {
+        kind,
+        reason: describe(e),
+    }
+}
+
+/// The DNS subjectAltNames of a chain's leaf (for logs).
+pub(crate) fn leaf_dns_names(chain: &[CertificateDer<'_>]) -> Option<Vec<String>> {
+    leaf_names(chain).map(|(_, dns)| dns)
+}
+
 fn describe(e: &webpki::Error) -> String {
     use webpki::Error as E;
     match e {
@@ -324,32 +353,40 @@ fn describe(e: &webpki::Error) -> String {
 struct ChainPolicy {
     roots: Arc<RootCertStore>,
     usage: KeyUsage,
-    clock: fn() -> UnixTime,
+    /// Overrides the time the engine passes in (tests).
+    clock: Option<fn() -> UnixTime>,
+}
+
+/// `now` as webpki's time (a time before 1970 counts as 1970).
+fn unix_time(now: SystemTime) -> UnixTime {
+    UnixTime::since_unix_epoch(now.duration_since(UNIX_EPOCH).unwrap_or_default())
 }
 
 impl ChainPolicy {
-    /// Verifies an X.509 `chain` for `peer`: shape, key binding, path,
-    /// usage, the server name if given, and on an update that the subject
-    /// stayed.
+    /// Verifies an X.509 `chain` for `peer` at `now` (unless a clock
+    /// overrides it): shape, key binding, path, usage, the server name if
+    /// given, and on an update that the subject stayed.
     fn verify(
         &self,
         peer: &PeerIdentity,
         chain: &[CertificateDer<'static>],
         context: VerifyContext<'_>,
         server_name: Option<&ServerName<'static>>,
-    ) -> Result<(), String> {
+        now: SystemTime,
+    ) -> Result<(), PeerRejected> {
         check_shape(chain, &peer.signature_key)?;
-        let leaf = EndEntityCert::try_from(&chain[0]).map_err(|e| describe(&e))?;
+        let leaf = EndEntityCert::try_from(&chain[0]).map_err(|e| rejection(&e))?;
+        let time = self.clock.map_or_else(|| unix_time(now), |clock| clock());
         leaf.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
             &self.roots.roots,
             &chain[1..],
-            (self.clock)(),
+            time,
             self.usage,
             None,
             None,
         )
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| rejection(&e))?;
         if let Some(name) = server_name {
             check_name(chain, name)?;
         }
@@ -399,25 +436,33 @@ impl WebPkiServerVerifier {
             policy: ChainPolicy {
                 roots,
                 usage: KeyUsage::server_auth(),
-                clock: UnixTime::now,
+                clock: None,
             },
             server_name,
         }
     }
 
-    /// Uses `clock` instead of the system time for validity checks.
+    /// Uses `clock` for validity checks instead of the time the engine
+    /// passes to [`PeerVerifier::verify`] (for tests that need a verifier
+    /// living at another time than the connection).
+    #[must_use]
     pub fn with_clock(mut self, clock: fn() -> UnixTime) -> Self {
-        self.policy.clock = clock;
+        self.policy.clock = Some(clock);
         self
     }
 }
 
 impl PeerVerifier for WebPkiServerVerifier {
-    fn verify(&self, peer: &PeerIdentity, context: VerifyContext<'_>) -> Result<PeerAuth, String> {
+    fn verify(
+        &self,
+        peer: &PeerIdentity,
+        context: VerifyContext<'_>,
+        now: SystemTime,
+    ) -> Result<PeerAuth, PeerRejected> {
         let chain = peer_chain(peer)?
             .ok_or("peer presented a basic credential where an X.509 certificate is required")?;
         self.policy
-            .verify(peer, &chain, context, Some(&self.server_name))?;
+            .verify(peer, &chain, context, Some(&self.server_name), now)?;
         Ok(PeerAuth::Authenticated)
     }
 }
@@ -467,27 +512,35 @@ impl WebPkiClientVerifier {
             policy: ChainPolicy {
                 roots,
                 usage: KeyUsage::client_auth(),
-                clock: UnixTime::now,
+                clock: None,
             },
             mode,
         }
     }
 
-    /// Uses `clock` instead of the system time for validity checks.
+    /// Uses `clock` for validity checks instead of the time the engine
+    /// passes to [`PeerVerifier::verify`] (for tests that need a verifier
+    /// living at another time than the connection).
+    #[must_use]
     pub fn with_clock(mut self, clock: fn() -> UnixTime) -> Self {
-        self.policy.clock = clock;
+        self.policy.clock = Some(clock);
         self
     }
 }
 
 impl PeerVerifier for WebPkiClientVerifier {
-    fn verify(&self, peer: &PeerIdentity, context: VerifyContext<'_>) -> Result<PeerAuth, String> {
+    fn verify(
+        &self,
+        peer: &PeerIdentity,
+        context: VerifyContext<'_>,
+        now: SystemTime,
+    ) -> Result<PeerAuth, PeerRejected> {
         if self.mode == ClientAuth::Off {
             return Ok(PeerAuth::Anonymous);
         }
         match peer_chain(peer)? {
             Some(chain) => {
-                self.policy.verify(peer, &chain, context, None)?;
+                self.policy.verify(peer, &chain, context, None, now)?;
                 Ok(PeerAuth::Authenticated)
             }
             None if self.mode == ClientAuth::Required => Err(

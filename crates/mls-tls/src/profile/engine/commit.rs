@@ -1,6 +1,8 @@
 //! Commits and keys: checking and applying a peer's commit, the key-reuse
 //! invariant, and the traffic secrets an epoch exports (SPEC 7, 8).
 
+use std::time::SystemTime;
+
 use openmls::prelude::*;
 
 use super::{authenticated, Active, EpochSecret, Event, Fail};
@@ -30,9 +32,10 @@ pub(super) fn apply_and_confirm(
     provider: &MlsProvider<'_>,
     body: &[u8],
     verifier: &dyn PeerVerifier,
+    now: SystemTime,
     type_ok: impl Fn(TwoPartyMessageType) -> bool,
 ) -> Result<Applied, Fail> {
-    let staged = process_commit(a, provider, body, verifier, type_ok)?;
+    let staged = process_commit(a, provider, body, verifier, now, type_ok)?;
     let secrets = export_staged(&staged, &a.crypto, a.meta.suite)?;
     a.group
         .merge_staged_commit(provider, *staged)
@@ -53,12 +56,15 @@ pub(super) fn apply_and_confirm(
 
 /// Processes a commit message: decrypts it (failure: `decrypt_error`, the
 /// session kept), then checks type, shape and credentials (failure: the
-/// message authenticated, so the session is deleted).
+/// message authenticated, so the session is deleted). The UpdatePath leaf
+/// becomes the peer's current leaf, so verifying it at `now` is the
+/// re-check SPEC 5 asks for at the epoch change it brings.
 pub(super) fn process_commit(
     a: &mut Active,
     provider: &MlsProvider<'_>,
     body: &[u8],
     verifier: &dyn PeerVerifier,
+    now: SystemTime,
     type_ok: impl Fn(TwoPartyMessageType) -> bool,
 ) -> Result<Box<StagedCommit>, Fail> {
     let message = group::parse_private_message(body)?;
@@ -79,8 +85,19 @@ pub(super) fn process_commit(
     };
     let leaf = group::check_commit(&staged).map_err(authenticated)?;
     let peer = PeerIdentity::from_leaf(leaf.credential(), leaf.signature_key().as_slice())?
-        .verified_by(verifier, VerifyContext::UpdatePath { previous: &a.peer })
-        .map_err(authenticated)?;
+        .verified_by(
+            verifier,
+            VerifyContext::UpdatePath { previous: &a.peer },
+            now,
+        )
+        .map_err(|e| {
+            tracing::debug!(
+                session = %a.meta.id,
+                error = %e,
+                "peer's UpdatePath credential rejected"
+            );
+            authenticated(e)
+        })?;
     // A rotated credential is the one a resumption checks against next.
     a.meta.peer_credential = peer.credential.clone();
     a.meta.peer_signature_key = peer.signature_key.clone();

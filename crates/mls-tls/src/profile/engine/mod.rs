@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use rusqlite::Connection;
+use tracing::{debug, info};
 
 use crate::profile::auth::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
 use crate::profile::crypto::{CryptoBackend, MlsProvider};
@@ -33,7 +34,7 @@ use commit::{
     split, Applied,
 };
 pub use resume::Resumption;
-use transition::{authenticated, store_new, Fail};
+use transition::{authenticated, delete_session, store_new, Fail};
 
 /// What a profile engine needs: who we are, whom we accept, where sessions
 /// are kept.
@@ -73,11 +74,19 @@ pub enum Event {
     CandidateReceiveKeys(EpochSecret),
     /// The session is established (or resumed) and stored.
     Established,
-    /// Responder: a resumption was accepted. Early data (application data
-    /// before the EpochKeyUpdate) is allowed only if `early_data_allowed`;
-    /// otherwise any such record is a replay (SPEC 8).
+    /// Responder: a resumption was answered. Early data (application
+    /// data before the EpochKeyUpdate) may be delivered to the application
+    /// only if `early_data_allowed`; otherwise the connection decrypts and
+    /// discards it, and keeps the connection (SPEC 8).
     Resumed {
-        /// Whether the request was fresh (rules 2 and 3).
+        /// True exactly when the request was applied under rule 2 or 3
+        /// **and** this engine's ResumptionResponse goes out encrypted
+        /// under epoch E's server keys (an [`Event::InstallSendKeys`] for
+        /// E precedes its [`Event::Send`]). A rule-1 request (a
+        /// retransmission or a replay) and a response the key-reuse
+        /// invariant forces into plaintext both give `false`: the
+        /// initiator then reports its early data as not accepted and
+        /// resends it after the handshake.
         early_data_allowed: bool,
     },
 }
@@ -136,6 +145,32 @@ struct Active {
 }
 
 impl Active {
+    /// Checks the peer's current leaf again with the verifier and `now`
+    /// (SPEC 5: every epoch change; SPEC 8: before a resumption sends or
+    /// delivers anything), updating its `authenticated` flag. The error
+    /// names the reason; the caller deletes the session.
+    fn recheck_peer(&mut self, verifier: &dyn PeerVerifier, now: SystemTime) -> Result<(), Error> {
+        match self
+            .peer
+            .clone()
+            .verified_by(verifier, VerifyContext::Recheck, now)
+        {
+            Ok(peer) => {
+                self.peer = peer;
+                Ok(())
+            }
+            Err(e) => {
+                info!(
+                    session = %self.meta.id,
+                    peer = %self.peer.display_name(),
+                    error = %e,
+                    "trust re-check failed: the peer no longer verifies"
+                );
+                Err(e)
+            }
+        }
+    }
+
     /// Creates and stages a commit typed `typ` and records its bytes as the
     /// pending commit, the bytes a resumption sends again unchanged.
     fn commit_pending(
@@ -172,6 +207,10 @@ pub struct Engine {
     send_blocked: bool,
     /// This connection's claim on its session.
     lease: Option<Lease>,
+    /// Responder answering a rule-1 request: the claim on the session
+    /// moves to this connection only once its EpochKeyUpdate validates
+    /// (SPEC 8: a replayed request never closes a live connection).
+    claim_on_confirm: bool,
 }
 
 impl core::fmt::Debug for Engine {
@@ -224,6 +263,7 @@ impl Engine {
             db: None,
             send_blocked: false,
             lease: None,
+            claim_on_confirm: false,
         };
         let hello = HandshakeMessage::new(HandshakeType::ClientHello, body);
         Ok((engine, vec![Event::Send(hello)]))
@@ -240,6 +280,7 @@ impl Engine {
             db: None,
             send_blocked: false,
             lease: None,
+            claim_on_confirm: false,
         }
     }
 
@@ -308,7 +349,7 @@ impl Engine {
     pub fn handle(&mut self, msg: HandshakeMessage, now: SystemTime) -> Result<Vec<Event>, Error> {
         let result = match (self.state, msg.typ) {
             (State::AwaitingClientHello, HandshakeType::ClientHello) => {
-                self.on_client_hello(&msg.body)
+                self.on_client_hello(&msg.body, now)
             }
             (State::AwaitingServerHello, HandshakeType::ServerHello) => {
                 self.on_server_hello(&msg.body, now)
@@ -317,6 +358,7 @@ impl Engine {
                 if self.side == Side::Client =>
             {
                 // Collision: the current initiator's commit wins (profile 5).
+                debug!("update collision: ignoring the peer's ConnectionUpdate (ours wins)");
                 Ok(Vec::new())
             }
             (State::Synced | State::AwaitingEpochKeyUpdate, HandshakeType::ConnectionUpdate) => {
@@ -358,6 +400,14 @@ impl Engine {
             e.unwrap_or_else(|| Error::HandshakeFailure("session id already stored".into()))
         })?;
         active.provisional = false;
+        info!(
+            session = %active.meta.id,
+            suite = %active.meta.suite,
+            epoch = active.group.epoch().as_u64(),
+            peer = %active.peer.display_name(),
+            authenticated = active.peer.authenticated,
+            "handshake established (new session, responder confirmed)"
+        );
         self.claim();
         Ok(vec![Event::Established])
     }
@@ -375,6 +425,7 @@ impl Engine {
             Ok(message)
         })?;
         self.state = State::AwaitingEpochKeyUpdate;
+        debug!(epoch = ?self.epoch(), "key update started");
         Ok(vec![Event::Send(HandshakeMessage::new(
             HandshakeType::ConnectionUpdate,
             message,
@@ -409,7 +460,7 @@ impl Engine {
         })
     }
 
-    fn on_client_hello(&mut self, body: &[u8]) -> Result<Vec<Event>, Error> {
+    fn on_client_hello(&mut self, body: &[u8], now: SystemTime) -> Result<Vec<Event>, Error> {
         let kp_in = match MlsMessageIn::tls_deserialize_exact(body)
             .map_err(|_| bad_body("ClientHello body is not a KeyPackage"))?
             .extract()
@@ -439,7 +490,8 @@ impl Engine {
             .map_err(|e| Error::HandshakeFailure(e.into()))?;
         let leaf = key_package.leaf_node();
         let peer = PeerIdentity::from_leaf(leaf.credential(), leaf.signature_key().as_slice())?
-            .verified_by(&*self.config.verifier, VerifyContext::KeyPackage)?;
+            .verified_by(&*self.config.verifier, VerifyContext::KeyPackage, now)
+            .inspect_err(|e| debug!(error = %e, "ClientHello credential rejected"))?;
 
         let db = private_db()?;
         let (group, welcome) = {
@@ -481,10 +533,9 @@ impl Engine {
     }
 
     fn on_server_hello(&mut self, body: &[u8], now: SystemTime) -> Result<Vec<Event>, Error> {
-        let hello = self
-            .hello
-            .take()
-            .ok_or(Error::ApiMisuse("no ClientHello sent"))?;
+        let hello = self.hello.take().ok_or(Error::Internal(
+            "Awaiting ServerHello without a ClientHello",
+        ))?;
         let suite = hello.identity.suite();
         let welcome = match MlsMessageIn::tls_deserialize_exact(body)
             .map_err(|_| bad_body("ServerHello body is not a Welcome"))?
@@ -522,7 +573,8 @@ impl Engine {
             .ok_or_else(|| Error::IllegalParameter("responder leaf missing".into()))?;
         group::check_leaf(other_leaf).map_err(|e| Error::HandshakeFailure(e.into()))?;
         let peer = PeerIdentity::from_leaf(&other.credential, &other.signature_key)?
-            .verified_by(&*self.config.verifier, VerifyContext::Welcome)?;
+            .verified_by(&*self.config.verifier, VerifyContext::Welcome, now)
+            .inspect_err(|e| debug!(error = %e, "ServerHello credential rejected"))?;
 
         let epoch = group.epoch().as_u64();
         let secrets = export(&group, &hello.crypto, suite)?;
@@ -550,6 +602,16 @@ impl Engine {
         });
         self.db = Some(db);
         self.state = State::Synced;
+        if let Some(a) = &self.active {
+            info!(
+                session = %a.meta.id,
+                %suite,
+                epoch,
+                peer = %a.peer.display_name(),
+                authenticated = a.peer.authenticated,
+                "handshake established (new session, initiator)"
+            );
+        }
         self.claim();
         let mut events = install_both(epoch, suite, secrets, self.side);
         events.push(Event::Established);
@@ -566,10 +628,11 @@ impl Engine {
                     .map_err(mls_err)?;
                 a.meta.pending = None;
             }
-            apply_and_confirm(a, provider, body, &*verifier, |t| {
+            apply_and_confirm(a, provider, body, &*verifier, now, |t| {
                 t == TwoPartyMessageType::ConnectionUpdate
             })
         })?;
+        debug!(epoch = result.epoch, "peer's key update applied");
         Ok(self.confirmation_events(result))
     }
 
@@ -638,21 +701,22 @@ impl Engine {
     }
 
     fn on_epoch_key_update(&mut self, body: &[u8], now: SystemTime) -> Result<Vec<Event>, Error> {
+        let verifier = self.config.verifier.clone();
         let (epoch, secrets, suite, stuck) = self.transition(now, |a, provider| {
-            let pending_epoch = a
-                .group
-                .pending_commit()
-                .map(|c| c.epoch())
-                .ok_or(Error::ApiMisuse("no pending commit"))?;
+            let pending_epoch =
+                a.group
+                    .pending_commit()
+                    .map(|c| c.epoch())
+                    .ok_or(Error::Internal(
+                        "Awaiting EpochKeyUpdate without a pending commit in the group",
+                    ))?;
             let message = group::parse_private_message(body)?;
             if message.epoch() != pending_epoch {
                 return Err(Error::DecryptError("EpochKeyUpdate for another epoch".into()).into());
             }
-            let pending = a
-                .meta
-                .pending
-                .take()
-                .ok_or(Error::ApiMisuse("no pending commit"))?;
+            let pending = a.meta.pending.take().ok_or(Error::Internal(
+                "Awaiting EpochKeyUpdate without a recorded pending commit",
+            ))?;
             a.group.merge_pending_commit(provider).map_err(mls_err)?;
             a.sync_identity();
             let processed = a
@@ -676,12 +740,25 @@ impl Engine {
                     "EpochKeyUpdate names the wrong epoch".into(),
                 )));
             }
+            // Our own commit is confirmed: a new epoch, so the peer's
+            // current leaf is checked again now (SPEC 5).
+            a.recheck_peer(&*verifier, now).map_err(authenticated)?;
             a.meta.last_commit_hash = Some(group::commit_hash(&pending.message));
             a.meta.state = StoredState::Synced;
             let secrets = export(&a.group, &a.crypto, a.meta.suite)?;
             let stuck = claim_send_epoch(a, provider, epoch)?;
             Ok((epoch, secrets, a.meta.suite, stuck))
         })?;
+        debug!(
+            epoch,
+            "own key update confirmed by the peer's EpochKeyUpdate"
+        );
+        if std::mem::take(&mut self.claim_on_confirm) {
+            // A rule-1 resumption is genuine once its EpochKeyUpdate
+            // validates: only now does it supersede older connections.
+            self.claim();
+            info!(session = ?self.session_id(), epoch, "session resumed (rule 1 confirmed)");
+        }
         let (send, receive) = split(secrets, self.side);
         let mut events = vec![Event::InstallReceiveKeys(EpochSecret {
             epoch,

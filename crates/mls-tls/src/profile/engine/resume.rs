@@ -5,29 +5,40 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use openmls::prelude::OpenMlsProvider as _;
+use tracing::{debug, info};
 
 use super::{
-    apply_and_confirm, export, export_staged, process_commit, split, Active, Engine, EpochSecret,
-    Event, ProfileConfig, State,
+    apply_and_confirm, delete_session, export, export_staged, process_commit, split, Active,
+    Engine, EpochSecret, Event, ProfileConfig, State,
 };
 use crate::error::Error;
-use crate::profile::auth::{PeerAuth, PeerIdentity, VerifyContext};
+use crate::profile::auth::PeerIdentity;
 use crate::profile::group::{self, mls_err};
 use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
 use crate::profile::persist::{private_db, restore, GroupDb};
-use crate::profile::store::{InitialRole, PendingCommit, SessionId, StoredState};
+use crate::profile::store::{InitialRole, SessionId, StoredState};
 use crate::schedule::Side;
 
 impl Engine {
     /// Resumes a stored session as the current initiator (profile 6): sends
     /// the pending commit again if there is one, else a fresh commit. The
     /// returned [`Resumption`] says whether early data may be sent.
+    ///
+    /// Before anything is created, the stored peer is checked again with
+    /// the configured verifier at `now` (SPEC 8): if it no longer verifies
+    /// (an expired certificate, a key no longer pinned), the session is
+    /// deleted and the rejection returned (`Error::BadCertificate` or
+    /// `Error::CertificateExpired`, naming the reason); nothing is sent. A
+    /// new handshake is then the caller's choice.
     pub fn resume(
         config: ProfileConfig,
         id: &SessionId,
         now: SystemTime,
     ) -> Result<(Self, Vec<Event>, Resumption), Error> {
-        let (active, db) = load_active(&config, id)?;
+        let (mut active, db) = load_active(&config, id)?;
+        if let Err(e) = active.recheck_peer(&*config.verifier, now) {
+            return Err(delete_session(&config.store, id, e));
+        }
         let mut engine = Self {
             config,
             side: Side::Client,
@@ -37,18 +48,22 @@ impl Engine {
             db: Some(GroupDb::Open(db)),
             send_blocked: false,
             lease: None,
+            claim_on_confirm: false,
         };
         engine.claim();
         let (message, epoch, early_data, secrets, suite) =
             engine.transition(now, |a, provider| {
-                let fresh = a.meta.pending.is_none();
-                if fresh {
-                    a.commit_pending(provider, TwoPartyMessageType::ResumptionRequest)?;
-                }
-                let staged = a
-                    .group
-                    .pending_commit()
-                    .ok_or_else(|| Error::Store("pending commit missing from the group".into()))?;
+                // C1: our pending commit, unchanged, or a fresh one.
+                let (message, fresh) = match &a.meta.pending {
+                    Some(p) => (p.message.clone(), false),
+                    None => (
+                        a.commit_pending(provider, TwoPartyMessageType::ResumptionRequest)?,
+                        true,
+                    ),
+                };
+                let staged = a.group.pending_commit().ok_or(Error::Internal(
+                    "a resumption's pending commit is missing from the group",
+                ))?;
                 let secrets = export_staged(staged, &a.crypto, a.meta.suite)?;
                 let epoch = a.group.epoch().as_u64() + 1;
                 // Early data only under a fresh commit whose epoch never had
@@ -58,15 +73,15 @@ impl Engine {
                     a.meta.last_send_epoch = epoch;
                 }
                 a.meta.state = StoredState::AwaitingResumptionResponse;
-                let message = a.meta.pending.as_ref().map(|p| p.message.clone());
-                Ok((
-                    message.unwrap_or_default(),
-                    epoch,
-                    early_data,
-                    secrets,
-                    a.meta.suite,
-                ))
+                Ok((message, epoch, early_data, secrets, a.meta.suite))
             })?;
+        info!(
+            session = %id,
+            epoch,
+            early_data,
+            peer = %engine.active.as_ref().map(|a| a.peer.display_name()).unwrap_or_default(),
+            "resumption requested"
+        );
         let (send, receive) = split(secrets, Side::Client);
         let mut events = vec![
             Event::Send(HandshakeMessage::new(
@@ -97,7 +112,7 @@ impl Engine {
     ) -> Result<Vec<Event>, Error> {
         let message = group::parse_private_message(body)?;
         let id = SessionId(message.group_id().as_slice().to_vec());
-        let (active, db) = match load_active(&self.config, &id) {
+        let (mut active, db) = match load_active(&self.config, &id) {
             Err(Error::HandshakeFailure(_)) => {
                 return Err(Error::HandshakeFailure("unknown session".into()))
             }
@@ -108,13 +123,56 @@ impl Engine {
         {
             // Both resumed at once: the initial initiator keeps its own
             // attempt and refuses this one (SPEC 8).
+            debug!(session = %id, "resumption refused: resuming this session ourselves");
             return Err(Error::ResumptionRefused);
+        }
+        let verifier = self.config.verifier.clone();
+        let awaiting_rr = active.meta.state == StoredState::AwaitingResumptionResponse;
+        // Rule 1: the commit we merged last, and we are at its epoch.
+        let rule1 = active.meta.last_commit_hash == Some(group::commit_hash(body))
+            && message.epoch().as_u64() + 1 == active.group.epoch().as_u64();
+        if rule1 {
+            // No new peer leaf arrives under rule 1: the stored peer is
+            // checked again before anything is answered (SPEC 5, 8).
+            if let Err(e) = active.recheck_peer(&*verifier, now) {
+                return Err(delete_session(&self.config.store, &id, e));
+            }
+            let epoch = active.group.epoch().as_u64();
+            if !awaiting_rr {
+                if let Some(pending) = active.meta.pending.clone() {
+                    // Our unconfirmed commit goes again, unchanged, in
+                    // plaintext: nothing changes, so nothing is stored and
+                    // the session is not claimed. The connection that sent
+                    // it first stays current until this one's
+                    // EpochKeyUpdate validates (SPEC 8: a replayed request
+                    // never closes a live connection).
+                    info!(
+                        session = %id,
+                        rule = 1,
+                        epoch,
+                        "resumption request classified: retransmission, resending our pending commit"
+                    );
+                    self.active = Some(active);
+                    self.db = Some(GroupDb::Open(db));
+                    self.side = Side::Server;
+                    self.state = State::AwaitingEpochKeyUpdate;
+                    self.claim_on_confirm = true;
+                    return Ok(vec![
+                        Event::Send(HandshakeMessage::new(
+                            HandshakeType::ResumptionResponse,
+                            pending.message,
+                        )),
+                        Event::Resumed {
+                            early_data_allowed: false,
+                        },
+                    ]);
+                }
+            }
         }
         self.active = Some(active);
         self.db = Some(GroupDb::Open(db));
         self.side = Side::Server;
-        let verifier = self.config.verifier.clone();
-        let (outcome, c2, response_epoch, suite) = self.transition(now, |a, provider| {
+        let result = self.transition(now, |a, provider| {
             let msg_epoch = message.epoch();
             let current = a.group.epoch();
             let pending_epoch = a.group.pending_commit().map(|c| c.epoch());
@@ -126,30 +184,27 @@ impl Engine {
                         | TwoPartyMessageType::ResumptionResponse
                 )
             };
-            let awaiting_rr = a.meta.state == StoredState::AwaitingResumptionResponse;
-            // Rule 1: the commit we merged last, and we are at its epoch.
-            let outcome = if a.meta.last_commit_hash == Some(group::commit_hash(body))
-                && msg_epoch.as_u64() + 1 == current.as_u64()
-            {
-                let resend = (!awaiting_rr).then(|| a.meta.pending.clone()).flatten();
-                if resend.is_none() && a.group.pending_commit().is_some() {
+            let outcome = if rule1 {
+                // Rule 1 without a pending commit to resend (or with our
+                // own request's, which is never resent): a fresh response.
+                if a.group.pending_commit().is_some() {
                     a.group
                         .clear_pending_commit(provider.storage())
                         .map_err(mls_err)?;
                     a.meta.pending = None;
                 }
-                Outcome::Retransmission { resend }
+                Outcome::Retransmission
             } else if pending_epoch == Some(msg_epoch) {
                 // Rule 2: builds on our pending commit.
                 a.meta.pending = None;
                 a.group.merge_pending_commit(provider).map_err(mls_err)?;
                 a.sync_identity();
-                let staged = process_commit(a, provider, body, &*verifier, type_ok)?;
+                let staged = process_commit(a, provider, body, &*verifier, now, type_ok)?;
                 a.group
                     .merge_staged_commit(provider, *staged)
                     .map_err(mls_err)?;
                 a.meta.last_commit_hash = Some(group::commit_hash(body));
-                Outcome::Applied
+                Outcome::Applied { rule: 2 }
             } else if msg_epoch == current {
                 // Rule 3: builds on our current epoch; our pending commit loses.
                 if a.group.pending_commit().is_some() {
@@ -158,22 +213,19 @@ impl Engine {
                         .map_err(mls_err)?;
                     a.meta.pending = None;
                 }
-                let staged = process_commit(a, provider, body, &*verifier, type_ok)?;
+                let staged = process_commit(a, provider, body, &*verifier, now, type_ok)?;
                 a.group
                     .merge_staged_commit(provider, *staged)
                     .map_err(mls_err)?;
                 a.meta.last_commit_hash = Some(group::commit_hash(body));
-                Outcome::Applied
+                Outcome::Applied { rule: 3 }
             } else {
                 return Err(
                     Error::DecryptError("resumption request matches no state".into()).into(),
                 );
             };
-            // The response: the unconfirmed pending commit again, or fresh.
-            let c2 = match &outcome {
-                Outcome::Retransmission { resend: Some(p) } => p.message.clone(),
-                _ => a.commit_pending(provider, TwoPartyMessageType::ResumptionResponse)?,
-            };
+            // The response: a fresh commit, stored before it leaves.
+            let c2 = a.commit_pending(provider, TwoPartyMessageType::ResumptionResponse)?;
             a.meta.state = StoredState::AwaitingEpochKeyUpdate;
             let epoch = a.group.epoch().as_u64();
             let encrypt = epoch > a.meta.last_send_epoch;
@@ -182,13 +234,42 @@ impl Engine {
                 a.meta.last_send_epoch = epoch;
             }
             Ok((outcome, c2, (epoch, encrypt, secrets), a.meta.suite))
+        });
+        let (outcome, c2, (epoch, encrypt, secrets), suite) = result.inspect_err(|e| {
+            if let Error::DecryptError(_) = e {
+                info!(session = %id, rule = 4, "resumption request classified: matches no state");
+            }
         })?;
         self.state = State::AwaitingEpochKeyUpdate;
-        self.claim();
-        let (epoch, encrypt, secrets) = response_epoch;
+        let applied = match outcome {
+            Outcome::Applied { rule } => {
+                // Rules 2 and 3: an older connection is closed now (SPEC 8).
+                self.claim();
+                info!(
+                    session = %id,
+                    rule,
+                    epoch,
+                    encrypted_response = encrypt,
+                    "resumption request classified: applied"
+                );
+                true
+            }
+            Outcome::Retransmission => {
+                // Rule 1: the claim moves only once the EpochKeyUpdate
+                // validates (SPEC 8).
+                self.claim_on_confirm = true;
+                info!(
+                    session = %id,
+                    rule = 1,
+                    epoch,
+                    "resumption request classified: retransmission, fresh response"
+                );
+                false
+            }
+        };
         let (send, receive) = split(secrets, Side::Server);
         let mut events = Vec::new();
-        if matches!(outcome, Outcome::Applied) {
+        if applied {
             // Early data from a fresh request arrives under these keys.
             events.push(Event::InstallReceiveKeys(EpochSecret {
                 epoch,
@@ -207,8 +288,10 @@ impl Engine {
             HandshakeType::ResumptionResponse,
             c2,
         )));
+        // SPEC 8: early data is delivered only under rules 2 and 3 with a
+        // response encrypted under epoch E's server keys.
         events.push(Event::Resumed {
-            early_data_allowed: matches!(outcome, Outcome::Applied),
+            early_data_allowed: applied && encrypt,
         });
         Ok(events)
     }
@@ -228,26 +311,36 @@ impl Engine {
             a.group.merge_pending_commit(provider).map_err(mls_err)?;
             a.sync_identity();
             a.meta.pending = None;
-            apply_and_confirm(a, provider, body, &*verifier, |t| {
+            apply_and_confirm(a, provider, body, &*verifier, now, |t| {
                 matches!(
                     t,
                     TwoPartyMessageType::ResumptionResponse | TwoPartyMessageType::ConnectionUpdate
                 )
             })
         })?;
+        if let Some(a) = &self.active {
+            info!(
+                session = %a.meta.id,
+                suite = %a.meta.suite,
+                epoch = applied.epoch,
+                peer = %a.peer.display_name(),
+                authenticated = a.peer.authenticated,
+                "session resumed (initiator)"
+            );
+        }
         let mut events = self.confirmation_events(applied);
         events.push(Event::Established);
         Ok(events)
     }
 }
 
-/// How a ResumptionRequest was classified (SPEC 8).
+/// How a ResumptionRequest answered with a fresh commit was classified
+/// (SPEC 8; rule 1 with a resent commit is answered without a transition).
 enum Outcome {
-    /// Rule 1: the commit we already merged; `resend` is our pending commit
-    /// to send again unchanged.
-    Retransmission { resend: Option<PendingCommit> },
+    /// Rule 1: the commit we already merged.
+    Retransmission,
     /// Rules 2 and 3: the commit was applied; early data may follow.
-    Applied,
+    Applied { rule: u8 },
 }
 
 /// What a resuming initiator may do before the response.
@@ -303,13 +396,21 @@ pub(super) fn load_active(
         .filter(|key| *key != identity.public_key())
         .and_then(|key| by_key(Some(key)));
     let crypto = Arc::new(group::backend(meta.suite)?);
-    let mut peer = PeerIdentity::from_stored(&meta.peer_credential, &meta.peer_signature_key);
-    // Whether the stored peer still counts as authenticated; the peer's
-    // next UpdatePath leaf (part of every resumption) is verified in full.
-    peer.authenticated = config
-        .verifier
-        .verify(&peer, VerifyContext::UpdatePath { previous: &peer })
-        == Ok(PeerAuth::Authenticated);
+    // Whether the peer is (still) authenticated is decided by the caller's
+    // re-check or by the verification of the peer's next UpdatePath leaf.
+    let peer = PeerIdentity::from_stored(&meta.peer_credential, &meta.peer_signature_key)?;
+    // The three places that say whether a commit is pending must agree.
+    let pending_in_group = group.pending_commit().is_some();
+    if meta.pending.is_some() != pending_in_group
+        || (meta.state == StoredState::Synced) == pending_in_group
+    {
+        return Err(Error::Store(format!(
+            "damaged session record {id}: state {:?}, pending commit recorded: {}, \
+             in the group: {pending_in_group}",
+            meta.state,
+            meta.pending.is_some()
+        )));
+    }
     let active = Active {
         identity,
         rotate_to,

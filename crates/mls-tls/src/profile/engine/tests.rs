@@ -477,3 +477,21 @@ fn is_row_boundary(snap: &[u8], cut: usize) -> bool {
     }
     at == cut
 }
+
+/// Review (e): a broken invariant (Awaiting EpochKeyUpdate without a
+/// pending commit) is an internal error that closes with `internal_error`,
+/// not caller misuse that sends no alert.
+#[test]
+fn broken_invariant_is_internal_error_with_an_alert() {
+    let (mut c, _s) = pair();
+    c.state = State::AwaitingEpochKeyUpdate;
+    let eku = vec![HandshakeMessage::new(
+        HandshakeType::EpochKeyUpdate,
+        vec![0; 8],
+    )];
+    let err = deliver(eku, &mut c).unwrap_err();
+    assert!(matches!(err, Error::Internal(_)), "{err:?}");
+    assert_eq!(err.alert(), Some(AlertDescription::InternalError));
+    assert_eq!(c.state(), State::Closed);
+    assert_eq!(stored(&c), 1, "a local bug deletes nothing");
+}

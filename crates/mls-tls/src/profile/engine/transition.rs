@@ -4,13 +4,15 @@
 
 use std::time::SystemTime;
 
+use tracing::{info, warn};
+
 use super::{Active, Engine, State};
 use crate::error::Error;
 use crate::profile::crypto::MlsProvider;
 use crate::profile::group;
 use crate::profile::persist::{snapshot, GroupDb};
 use crate::profile::store::{
-    self, Precondition, SessionMeta, SessionStore, StoredSession, StoredState,
+    self, Precondition, SessionId, SessionMeta, SessionStore, StoredSession, StoredState,
 };
 
 /// A failure inside a transition, and whether it came from a message that
@@ -36,44 +38,84 @@ pub(super) fn authenticated(error: Error) -> Fail {
     }
 }
 
+/// Deletes a session the protocol says to delete because of `cause`
+/// (SPEC 8), and returns the error the caller sees: `cause` itself, or,
+/// if the store fails to delete, [`Error::SessionNotDeleted`] carrying
+/// both (its alert is still `cause`'s).
+pub(super) fn delete_session(store: &SessionStore, id: &SessionId, cause: Error) -> Error {
+    match store.delete(id) {
+        Ok(_) => {
+            info!(session = %id, reason = %cause, "session deleted");
+            cause
+        }
+        Err(e) => {
+            warn!(
+                session = %id,
+                reason = %cause,
+                store_error = %e,
+                "session must be deleted, but the store failed to delete it"
+            );
+            Error::SessionNotDeleted {
+                cause: Box::new(cause),
+                store: e.to_string(),
+            }
+        }
+    }
+}
+
 impl Engine {
     /// Runs `f` as one stored transition: committed with the updated
-    /// metadata if it succeeds; otherwise rolled back, the group reloaded,
-    /// and the session deleted if the failure was authenticated (SPEC 8).
-    /// If another connection has moved the session on, this engine closes
-    /// and never touches the session again (SPEC 8: the older closes).
+    /// metadata if it succeeds; otherwise rolled back, the group reloaded
+    /// from the store, and the session deleted if the failure was
+    /// authenticated (SPEC 8). If another connection has moved the session
+    /// on, this engine closes and never touches the session again (SPEC 8:
+    /// the older closes). If the reload fails, memory and store could
+    /// differ: the engine closes with an `internal_error` error instead.
     pub(super) fn transition<R>(
         &mut self,
         now: SystemTime,
         f: impl FnOnce(&mut Active, &MlsProvider<'_>) -> Result<R, Fail>,
     ) -> Result<R, Error> {
-        let result = self.run_transition(now, f);
-        if let Err(Error::Superseded) = result {
-            self.active = None;
-            self.db = None;
-            self.state = State::Closed;
+        match self.run_transition(now, f) {
+            Ok(r) => Ok(r),
+            Err(Closing::Keep(e)) => Err(e),
+            Err(Closing::Close(e)) => {
+                self.active = None;
+                self.db = None;
+                self.state = State::Closed;
+                Err(e)
+            }
         }
-        result
     }
 
     fn run_transition<R>(
         &mut self,
         now: SystemTime,
         f: impl FnOnce(&mut Active, &MlsProvider<'_>) -> Result<R, Fail>,
-    ) -> Result<R, Error> {
+    ) -> Result<R, Closing> {
         let store = self.config.store.clone();
         let (Some(active), Some(group_db)) = (self.active.as_mut(), self.db.as_mut()) else {
-            return Err(Error::ApiMisuse("no session"));
+            return Err(Closing::Close(Error::Internal(
+                "a stored transition without a session",
+            )));
         };
-        let db = group_db.open(&store, &active.meta.id, active.meta.version)?;
+        let db = match group_db.open(&store, &active.meta.id, active.meta.version) {
+            Ok(db) => db,
+            Err(Error::Superseded) => return Err(Closing::Close(Error::Superseded)),
+            Err(e) => return Err(Closing::Keep(e)),
+        };
         let crypto = active.crypto.clone();
         if active.provisional {
             // Not stored yet: a failure ends the provisional session anyway.
-            return f(active, &MlsProvider::new(&crypto, db)).map_err(|fail| fail.error);
+            return f(active, &MlsProvider::new(&crypto, db))
+                .map_err(|fail| Closing::Keep(fail.error));
         }
         let before = active.meta.clone();
+        // What a failed step may have changed besides the group and meta.
+        let before_identity = (active.identity.clone(), active.rotate_to.clone());
+        let before_peer = active.peer.clone();
         let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Deferred)
-            .map_err(store::store_err)?;
+            .map_err(|e| Closing::Keep(store::store_err(e)))?;
         let mut delete = false;
         let outcome = match f(active, &MlsProvider::new(&crypto, &tx)) {
             Ok(r) => {
@@ -102,7 +144,8 @@ impl Engine {
         let error = match outcome {
             // Stored: the private copy follows.
             Ok(r) => {
-                tx.commit().map_err(store::store_err)?;
+                tx.commit()
+                    .map_err(|e| Closing::Close(store::store_err(e)))?;
                 if active.meta.state == StoredState::Synced {
                     // Idle until the next update: the store has the state.
                     *group_db = GroupDb::Parked;
@@ -115,17 +158,53 @@ impl Engine {
             }
         };
         if delete {
-            let _ = store.delete(&before.id);
-        } else if !matches!(error, Error::Superseded) {
-            // The transaction rolled back: go back to the stored state (a
-            // superseded engine is closed by `transition` instead).
-            active.meta = before;
-            if let Ok(Some(group)) = group::load_group(db, &active.meta.id) {
+            return Err(Closing::Close(delete_session(&store, &before.id, error)));
+        }
+        if matches!(error, Error::Superseded) {
+            return Err(Closing::Close(error));
+        }
+        // The transaction rolled back: memory goes back to what the store
+        // holds, read from the store itself so the two cannot differ.
+        active.meta = before;
+        (active.identity, active.rotate_to) = before_identity;
+        active.peer = before_peer;
+        *group_db = GroupDb::Parked;
+        let reloaded = group_db
+            .open(&store, &active.meta.id, active.meta.version)
+            .and_then(|db| group::load_group(db, &active.meta.id))
+            .and_then(|g| {
+                g.ok_or_else(|| {
+                    Error::Store(format!("stored session {} has no group", active.meta.id))
+                })
+            });
+        match reloaded {
+            Ok(group) => {
                 active.group = group;
+                Err(Closing::Keep(error))
+            }
+            Err(Error::Superseded) => Err(Closing::Close(Error::Superseded)),
+            Err(reload) => {
+                warn!(
+                    session = %active.meta.id,
+                    error = %error,
+                    reload_error = %reload,
+                    "reloading the session after a rollback failed; closing"
+                );
+                Err(Closing::Close(Error::Store(format!(
+                    "reloading the session after a rolled-back transition failed \
+                     ({reload}); the connection is closed. The transition failed with: {error}"
+                ))))
             }
         }
-        Err(error)
     }
+}
+
+/// A failed transition, and whether the engine must close at once (its
+/// memory no longer matches a store it may touch: superseded, deleted, or
+/// not reloaded) or keeps its rolled-back state.
+pub(super) enum Closing {
+    Keep(Error),
+    Close(Error),
 }
 
 /// Stores a new session from its private database, unless one with the same
@@ -136,7 +215,7 @@ pub(super) fn store_new(
     db: &mut GroupDb,
 ) -> Result<(), Option<Error>> {
     let GroupDb::Open(conn) = db else {
-        return Err(Some(Error::ApiMisuse("new session without its database")));
+        return Err(Some(Error::Internal("new session without its database")));
     };
     let session = StoredSession {
         meta: meta.clone(),
