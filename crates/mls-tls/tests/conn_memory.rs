@@ -188,8 +188,12 @@ fn replayed_first_flight_gets_no_early_data_and_genuine_client_resumes() {
     assert!(!c.is_handshaking() && !s.is_handshaking());
 }
 
+/// SPEC 8: a replay of a flight whose request the server already applied
+/// (rule 1) has its early data decrypted and discarded, never delivered;
+/// the connection is kept (closing it would let an attacker deny the
+/// genuine client) and the session too.
 #[test]
-fn replay_of_an_applied_request_with_lost_response_is_refused_data() {
+fn replay_of_an_applied_request_with_lost_response_gets_no_early_data() {
     let (c, s, cc, sc) = connected(SUITE);
     let id = c.session_id().unwrap().clone();
     drop((c, s));
@@ -203,10 +207,62 @@ fn replay_of_an_applied_request_with_lost_response_is_refused_data() {
     // An attacker replays the flight: it matches the commit the server
     // applied (rule 1), so the early data can only be a replay.
     let mut replay = ServerConnection::new(sc.clone());
-    let err = feed(&mut replay, &first_flight).unwrap_err();
-    assert_eq!(err.alert(), Some(AlertDescription::UnexpectedMessage));
+    feed(&mut replay, &first_flight).unwrap();
     assert!(replay.early_data().is_none());
+    assert!(read_all(&mut replay).is_empty());
+    assert!(replay.is_handshaking());
     assert_eq!(sc.store().list().unwrap().len(), 1);
+}
+
+/// The records of a first flight: (the plaintext handshake records, the
+/// rest).
+fn split_flight(flight: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut at = 0;
+    while at + 5 <= flight.len() && flight[at] == 22 {
+        at += 5 + u16::from_be_bytes([flight[at + 3], flight[at + 4]]) as usize;
+    }
+    (flight[..at].to_vec(), flight[at..].to_vec())
+}
+
+/// Issue 11, case 5: an on-path party forwards only the ResumptionRequest
+/// of a genuine flight to the server on another connection, then lets the
+/// genuine flight (request plus early data) through. The server applied
+/// the request on the attacker's connection, so the genuine flight meets
+/// rule 1: its response goes in plaintext and its early data is dropped.
+/// The client must report the early data as not accepted (it used to say
+/// accepted), resend it, and the genuine connection must carry on.
+#[test]
+fn early_data_is_not_reported_accepted_when_the_request_was_forwarded_alone() {
+    let (c, s, cc, sc) = connected(SUITE);
+    let id = c.session_id().unwrap().clone();
+    drop((c, s));
+    let mut c = ClientConnection::resume(cc, &id).unwrap();
+    c.writer().write_all(b"transfer 100 EUR").unwrap();
+    let flight = take(&mut c);
+    let (request, early) = split_flight(&flight);
+    assert!(!request.is_empty() && !early.is_empty());
+
+    let mut attacker_side = ServerConnection::new(sc.clone());
+    feed(&mut attacker_side, &request).unwrap();
+    let _swallowed = take(&mut attacker_side);
+
+    let mut s = ServerConnection::new(sc.clone());
+    feed(&mut s, &flight).unwrap();
+    assert!(
+        s.early_data().is_none(),
+        "early data delivered under rule 1"
+    );
+    pump(&mut c, &mut s).unwrap();
+    assert!(!c.is_handshaking() && !s.is_handshaking());
+    assert!(!c.is_early_data_accepted());
+    assert!(read_all(&mut s).is_empty());
+    // The application resends; the genuine connection carries it.
+    c.writer().write_all(b"transfer 100 EUR").unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!(read_all(&mut s), b"transfer 100 EUR");
+    assert_eq!(c.epoch(), s.epoch());
+    // The attacker's connection is the older one now.
+    assert!(attacker_side.process_new_packets().is_err());
 }
 
 #[test]

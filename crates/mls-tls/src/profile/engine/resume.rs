@@ -152,12 +152,23 @@ impl Engine {
                         epoch,
                         "resumption request classified: retransmission, resending our pending commit"
                     );
+                    // The initiator's early data (a replay's) and its
+                    // EpochKeyUpdate come under epoch E's client keys: they
+                    // are decrypted, and the early data discarded.
+                    let secrets = export(&active.group, &active.crypto, active.meta.suite)?;
+                    let (_, receive) = split(secrets, Side::Server);
+                    let suite = active.meta.suite;
                     self.active = Some(active);
                     self.db = Some(GroupDb::Open(db));
                     self.side = Side::Server;
                     self.state = State::AwaitingEpochKeyUpdate;
                     self.claim_on_confirm = true;
                     return Ok(vec![
+                        Event::InstallReceiveKeys(EpochSecret {
+                            epoch,
+                            suite,
+                            secret: receive,
+                        }),
                         Event::Send(HandshakeMessage::new(
                             HandshakeType::ResumptionResponse,
                             pending.message,
@@ -268,15 +279,14 @@ impl Engine {
             }
         };
         let (send, receive) = split(secrets, Side::Server);
-        let mut events = Vec::new();
-        if applied {
-            // Early data from a fresh request arrives under these keys.
-            events.push(Event::InstallReceiveKeys(EpochSecret {
-                epoch,
-                suite,
-                secret: receive,
-            }));
-        }
+        // The initiator's early data and its EpochKeyUpdate arrive under
+        // epoch E's client keys; under rule 1 the early data is decrypted
+        // and discarded (SPEC 8), so the keys are installed in every case.
+        let mut events = vec![Event::InstallReceiveKeys(EpochSecret {
+            epoch,
+            suite,
+            secret: receive,
+        })];
         if encrypt {
             events.push(Event::InstallSendKeys(EpochSecret {
                 epoch,
