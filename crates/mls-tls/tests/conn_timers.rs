@@ -208,3 +208,23 @@ fn the_update_interval_follows_the_configured_clock() {
     pump(&mut c, &mut s);
     assert_eq!(c.epoch(), Some(epoch + 1));
 }
+
+#[test]
+fn a_resumed_server_whose_epoch_key_update_never_comes_times_out() {
+    let t = setup(Duration::from_secs(60));
+    let (c, s) = connected(&t);
+    let id = c.session_id().unwrap().clone();
+    drop((c, s));
+    let mut c = ClientConnection::resume(t.client.clone(), &id).unwrap();
+    t.clock.advance(Duration::from_secs(3));
+    let mut s = ServerConnection::new(t.server.clone());
+    feed(&mut s, &take(&mut c)).unwrap();
+    let _response_lost = take(&mut s);
+    assert!(s.is_handshaking());
+    // Counted from the server connection's creation.
+    t.clock.advance(Duration::from_millis(9_999));
+    s.handle_timeout(t.clock.now()).unwrap();
+    t.clock.advance(Duration::from_millis(1));
+    assert!(is_timeout(s.handle_timeout(t.clock.now())));
+    assert_eq!(t.server.store().list().unwrap().len(), 1);
+}

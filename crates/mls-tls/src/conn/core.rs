@@ -57,7 +57,13 @@ pub(crate) enum EarlyData {
 /// [`process_new_packets`](Self::process_new_packets); read plaintext from
 /// [`reader`](Self::reader), write plaintext to [`writer`](Self::writer);
 /// whenever [`wants_write`](Self::wants_write), move bytes out with
-/// [`write_tls`](Self::write_tls).
+/// [`write_tls`](Self::write_tls). Read only while
+/// [`wants_read`](Self::wants_read): received plaintext is bounded (64 KiB
+/// by default) and so is what `writer()` takes before `write_tls` (writes
+/// are short beyond it, as rustls's). Time is an input, as in quinn-proto:
+/// when [`poll_timeout`](Self::poll_timeout) gives a deadline, call
+/// [`handle_timeout`](Self::handle_timeout) when it passes, even if no
+/// byte arrived (the blocking and tokio adapters do all of this).
 pub struct ConnectionCore {
     pub(crate) common: CommonConfig,
     pub(crate) engine: Engine,
@@ -258,6 +264,13 @@ impl ConnectionCore {
 
     /// Records the error, queues its alert, and returns it.
     fn fail(&mut self, e: Error) -> Error {
+        tracing::info!(
+            session = ?self.engine.session_id().map(ToString::to_string),
+            epoch = ?self.engine.epoch(),
+            alert = ?e.alert(),
+            error = %e,
+            "connection closed"
+        );
         if let Some(description) = e.alert() {
             let level = if description == AlertDescription::CloseNotify {
                 AlertLevel::Warning
@@ -342,6 +355,7 @@ impl ConnectionCore {
                 while let Some(m) = self.joiner.next_message()? {
                     if self.sent_close && m.typ == HandshakeType::ConnectionUpdate {
                         // It could never be confirmed (SPEC 9).
+                        tracing::debug!("ConnectionUpdate after our close_notify ignored");
                         continue;
                     }
                     let events = self.engine.handle(m, now)?;
@@ -375,6 +389,7 @@ impl ConnectionCore {
     /// and a ConnectionUpdate of ours that it can no longer confirm is
     /// dropped as a stored transition.
     fn on_peer_close_notify(&mut self) -> Result<(), Error> {
+        tracing::debug!(epoch = ?self.engine.epoch(), "peer sent close_notify");
         self.peer_closed = true;
         if !self.is_handshaking() && self.engine.state() == State::AwaitingEpochKeyUpdate {
             let events = self
