@@ -22,6 +22,7 @@ use mls_tls::schedule::AeadAlgorithm;
 
 mod bulk;
 mod inmem;
+pub mod load;
 pub mod memory;
 mod plot;
 pub mod report;
