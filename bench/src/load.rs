@@ -121,12 +121,16 @@ pub fn configs(
         bytes: Some(opts.update_bytes),
         ..UpdatePolicy::default()
     };
-    let store = || SessionStore::in_memory().map(Arc::new).map_err(|e| e.to_string());
+    let store = || {
+        SessionStore::in_memory()
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    };
     let (client_key, server_key) = (client.public_key().to_vec(), server.public_key().to_vec());
     let cc = ClientConfig::new(client, Arc::new(PinnedKeys::new([server_key])), store()?)
         .update_policy(policy);
     let sc = ServerConfig::new(server, Arc::new(PinnedKeys::new([client_key])), store()?)
-    .update_policy(policy);
+        .update_policy(policy);
     Ok((Arc::new(cc), Arc::new(sc)))
 }
 
@@ -404,11 +408,7 @@ pub async fn clients(
 
 /// The server side of `mlstls bench load`: prints its port, serves until
 /// standard input closes, then prints its [`ServerReport`] as JSON.
-pub fn serve_child(
-    opts: &LoadOptions,
-    client: Identity,
-    server: Identity,
-) -> Result<(), String> {
+pub fn serve_child(opts: &LoadOptions, client: Identity, server: Identity) -> Result<(), String> {
     raise_fd_limit(opts.conns)?;
     let (_, sc) = configs(opts, client, server)?;
     let rt = runtime()?;

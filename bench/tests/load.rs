@@ -29,8 +29,7 @@ fn hundred_connections_stream_and_update_without_a_failure() {
             let _ = stop_rx.await;
         }));
         let phase = load::clients(addr, cc, opts.conns, opts.secs, 0, false).await;
-        let storm_phase =
-            load::clients(
+        let storm_phase = load::clients(
             addr,
             storm,
             opts.conns,

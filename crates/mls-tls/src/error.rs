@@ -81,6 +81,11 @@ pub enum Error {
         /// The store's error on deleting it.
         store: String,
     },
+    /// The peer's direction ended with a `close_notify` in a plaintext
+    /// record: anyone on the path can forge one, so it cannot be told from
+    /// a truncation and is not a clean end of stream (SPEC 8: plaintext
+    /// alerts close the connection, never more). No alert is sent.
+    UnauthenticatedClose,
 }
 
 /// Bytes from the peer that could not be decoded.
@@ -170,6 +175,7 @@ impl Error {
             Self::AlertReceived(_)
             | Self::ApiMisuse(_)
             | Self::InvalidConfig(_)
+            | Self::UnauthenticatedClose
             | Self::Timeout(_) => return None,
             Self::ResumptionRefused | Self::Superseded => A::CloseNotify,
         })
@@ -191,6 +197,10 @@ impl fmt::Display for Error {
             Self::Crypto(what) => write!(f, "local cryptographic failure: {what}"),
             Self::ApiMisuse(what) => write!(f, "API misuse: {what}"),
             Self::Internal(what) => write!(f, "internal error (a broken invariant): {what}"),
+            Self::UnauthenticatedClose => f.write_str(
+                "the connection ended with an unauthenticated (plaintext) close_notify: \
+                 it may have been cut by someone on the path",
+            ),
             Self::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             Self::HandshakeFailure(why) => write!(f, "handshake failed: {why}"),
             Self::BadCertificate(why) => write!(f, "peer credential rejected: {why}"),

@@ -136,8 +136,15 @@ fn process(conn: &mut ConnectionCore, sock: &mut (impl Write + ?Sized)) -> io::R
 /// arrived. Returns false at end of stream.
 fn read_once(conn: &mut ConnectionCore, sock: &mut (impl Transport + ?Sized)) -> io::Result<bool> {
     if !conn.wants_read() {
-        // A fatal error, or plaintext at its limit: nothing to read now.
+        // A fatal error (reported here), output backed up (drained here),
+        // or plaintext at its limit (only the application can help).
         process(conn, sock)?;
+        if conn.plaintext_full() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "received data must be read before more can be processed",
+            ));
+        }
         return Ok(true);
     }
     let deadline = conn.poll_timeout();
@@ -248,6 +255,11 @@ fn stream_write(
     sock: &mut (impl Transport + ?Sized),
     buf: &[u8],
 ) -> io::Result<usize> {
+    // Deadlines pass while the application only writes, too.
+    let now = conn.clock().now();
+    let judged = conn.handle_timeout(now);
+    flush_tls(conn, sock)?;
+    judged.map_err(protocol_error)?;
     complete_handshake(conn, sock, true)?;
     peek_incoming(conn, sock)?;
     // An update of ours waits for its EpochKeyUpdate before more data is

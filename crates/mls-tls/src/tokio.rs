@@ -518,14 +518,25 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     /// Why no more can be read now: the transport ended, the connection
     /// failed, or (`Pending`) received plaintext is at its limit and the
     /// application must read first.
-    fn cannot_read<T>(&self) -> Poll<io::Result<T>> {
+    fn cannot_read<T>(&mut self, cx: &mut Context<'_>, op: Op) -> Poll<io::Result<T>> {
         if let Some(e) = self.conn.error() {
             return Poll::Ready(Err(protocol_error(e.clone())));
         }
         if self.read_eof || self.conn.peer_closed() {
             return Poll::Ready(Err(self.eof_error()));
         }
+        // Woken when the application reads plaintext (`poll_read`).
+        self.read_wakers.register(op, cx.waker());
         Poll::Pending
+    }
+
+    /// Input waits for our output to drain (answers the peer did not
+    /// read): writes it. `Ready(Ok)` when input may go on.
+    fn drain_output(&mut self, cx: &mut Context<'_>, op: Op) -> Poll<io::Result<()>> {
+        if self.conn.wants_read() || self.conn.plaintext_full() || self.conn.error().is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        self.write_all(cx, op)
     }
 
     /// The error for a transport that ended without `close_notify`.
@@ -550,8 +561,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             if done(&self.conn) {
                 return written.map(Ok);
             }
+            std::task::ready!(self.drain_output(cx, Op::Write))?;
             if self.read_eof || !self.conn.wants_read() {
-                return self.cannot_read();
+                return self.cannot_read(cx, Op::Write);
             }
             if !std::task::ready!(self.read_or_timer(cx, Op::Write))? {
                 return Poll::Ready(Err(self.eof_error()));
@@ -576,8 +588,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     fn poll_finish_resumption(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while matches!(self.conn, Connection::Client(_)) && self.conn.is_handshaking() {
             std::task::ready!(self.write_all(cx, Op::Write))?;
+            std::task::ready!(self.drain_output(cx, Op::Write))?;
             if self.read_eof || !self.conn.wants_read() {
-                return self.cannot_read();
+                return self.cannot_read(cx, Op::Write);
             }
             if !std::task::ready!(self.read_or_timer(cx, Op::Write))? {
                 return Poll::Ready(Err(self.eof_error()));
@@ -627,11 +640,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
         this.write_some(cx, Op::Read);
         loop {
             if let Some(r) = this.read_plaintext(buf) {
+                // A write waiting for room in the plaintext buffer may go on.
+                this.read_wakers.wake_op(Op::Write);
                 return Poll::Ready(r);
             }
             if this.read_eof {
                 return Poll::Ready(Err(this.eof_error()));
             }
+            std::task::ready!(this.drain_output(cx, Op::Read))?;
             if !std::task::ready!(this.read_or_timer(cx, Op::Read))? {
                 return Poll::Ready(Err(this.eof_error()));
             }
@@ -649,8 +665,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        // Keep confirming key updates, whatever else the application does.
+        // Keep confirming key updates, whatever else the application does,
+        // and judge the deadlines, which pass while only writing too.
         this.read_available(cx)?;
+        if let Poll::Ready(Err(e)) = this.poll_timer(cx, Op::Write) {
+            return Poll::Ready(Err(e));
+        }
         loop {
             // Backpressure: what is queued goes out before more is taken.
             if this.write_all(cx, Op::Write)?.is_pending() {
@@ -667,8 +687,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
             // The send buffer is full of data that may not leave yet (a
             // stuck direction waits for its update): progress comes from
             // the peer.
+            std::task::ready!(this.drain_output(cx, Op::Write))?;
             if this.read_eof || !this.conn.wants_read() {
-                return this.cannot_read();
+                return this.cannot_read(cx, Op::Write);
             }
             if !std::task::ready!(this.read_or_timer(cx, Op::Write))? {
                 return Poll::Ready(Err(this.eof_error()));

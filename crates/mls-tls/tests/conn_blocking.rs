@@ -436,3 +436,42 @@ fn a_blocking_server_drops_a_silent_peer_at_the_handshake_timeout() {
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
     assert!(err.to_string().contains("handshake"), "{err}");
 }
+
+/// Found by review: a blocking server that only writes (a server speaks
+/// first) to a peer that sent a ClientHello and then nothing never judged
+/// the handshake deadline: its provisional session lived on. Writes fail
+/// with `TimedOut` once the deadline passes.
+#[test]
+fn a_blocking_server_that_only_writes_still_drops_an_unconfirmed_session() {
+    let (cc, sc) = quick_configs(
+        mls_tls::conn::UpdatePolicy::manual(),
+        std::time::Duration::from_millis(300),
+    );
+    let mut hello_conn = ClientConnection::new(cc).unwrap();
+    let mut hello = Vec::new();
+    while hello_conn.wants_write() {
+        hello_conn.write_tls(&mut hello).unwrap();
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    peer.write_all(&hello).unwrap();
+    let sink = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = peer.read_to_end(&mut buf);
+    });
+    let (sock, _) = listener.accept().unwrap();
+    let mut s = StreamOwned::new(ServerConnection::new(sc), sock);
+    // A guard against a hang, far above the 300 ms deadline.
+    let guard = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let err = loop {
+        if let Err(e) = s.write_all(b"220 banner\r\n") {
+            break e;
+        }
+        assert!(std::time::Instant::now() < guard, "never timed out");
+        thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    drop(s);
+    sink.join().unwrap();
+}

@@ -290,3 +290,50 @@ fn a_pending_update_is_dropped_when_the_peer_closes() {
     assert!(!c.is_handshaking());
     assert!(c.epoch().unwrap() >= epoch + 2);
 }
+
+/// Found by review: the record layer accepts plaintext records until the
+/// peer's first ciphertext record, so an on-path party could inject a
+/// plaintext close_notify and turn a cut into a clean end of stream. A
+/// plaintext close_notify is now an error, never `Ok(0)`.
+#[test]
+fn an_injected_plaintext_close_notify_is_not_a_clean_end() {
+    let (mut c, mut s) = connected();
+    c.writer().write_all(b"GET /").unwrap();
+    feed(&mut s, &take(&mut c)).unwrap();
+    let forged = [21u8, 3, 3, 0, 2, 1, 0];
+    let err = feed(&mut c, &forged).unwrap_err();
+    assert_eq!(err, Error::UnauthenticatedClose);
+    let mut buf = [0u8; 16];
+    assert!(c.reader().read(&mut buf).is_err());
+    assert!(!c.wants_write(), "no alert for an unauthenticated close");
+}
+
+/// The same on a server after a resumption without early data (the
+/// client's EpochKeyUpdate came in plaintext).
+#[test]
+fn an_injected_plaintext_close_notify_after_a_resumption_is_not_a_clean_end() {
+    let (cc, sc) = configs();
+    let mut c = ClientConnection::new(cc.clone()).unwrap();
+    let mut s = ServerConnection::new(sc.clone());
+    pump(&mut c, &mut s);
+    let id = c.session_id().unwrap().clone();
+    // A pending commit: the resumption resends it, without early data.
+    c.request_key_update().unwrap();
+    let _lost = take(&mut c);
+    drop((c, s));
+    let mut c = ClientConnection::resume(cc, &id).unwrap();
+    assert!(!c.is_sending_early_data());
+    let mut s = ServerConnection::new(sc);
+    pump(&mut c, &mut s);
+    assert!(!c.is_handshaking() && !s.is_handshaking());
+    let err = feed(&mut s, &[21u8, 3, 3, 0, 2, 1, 0]).unwrap_err();
+    assert_eq!(err, Error::UnauthenticatedClose);
+}
+
+/// A send limit of 0 would let no byte through; it counts as 1.
+#[test]
+fn a_zero_send_limit_still_makes_progress() {
+    let (mut c, _s) = connected();
+    c.set_buffer_limit(Some(0));
+    assert_eq!(c.writer().write(b"xy").unwrap(), 1);
+}

@@ -228,3 +228,36 @@ fn a_resumed_server_whose_epoch_key_update_never_comes_times_out() {
     assert!(is_timeout(s.handle_timeout(t.clock.now())));
     assert_eq!(t.server.store().list().unwrap().len(), 1);
 }
+
+/// Found by review: 64 KiB of data our application does not read used to
+/// hold the peer's EpochKeyUpdate back *and* pause the confirmation timer,
+/// so the update was neither confirmed nor timed out and we kept sending
+/// under the old key for good. The timer runs; its error says why.
+#[test]
+fn unread_data_does_not_freeze_the_confirmation_timer() {
+    use std::io::Write;
+    let t = setup(Duration::from_secs(1));
+    let (mut c, mut s) = connected(&t);
+    c.request_key_update().unwrap();
+    let update = take(&mut c);
+    let blob = vec![1u8; 128 * 1024];
+    let mut to_c = Vec::new();
+    let mut sent = 0;
+    while sent < blob.len() {
+        sent += s.writer().write(&blob[sent..]).unwrap();
+        to_c.extend(take(&mut s));
+    }
+    feed(&mut s, &update).unwrap();
+    to_c.extend(take(&mut s)); // the EpochKeyUpdate, behind the data
+    let mut rd = &to_c[..];
+    while c.wants_read() && !rd.is_empty() {
+        c.read_tls(&mut rd).unwrap();
+        c.process_new_packets().unwrap();
+    }
+    assert!(!rd.is_empty(), "the confirmation waits behind unread data");
+    assert!(c.poll_timeout().is_some());
+    t.clock.advance(Duration::from_secs(1));
+    let err = c.handle_timeout(t.clock.now()).unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)));
+    assert!(err.to_string().contains("unread"), "{err}");
+}

@@ -516,3 +516,42 @@ async fn a_write_only_task_keeps_updating_its_keys() {
     assert!(epoch > 10, "client epoch {epoch}");
     assert!(server_epoch >= epoch);
 }
+
+/// Found by review: a task that only writes never judged the confirmation
+/// deadline while the transport took its writes, so a peer that reads
+/// everything but never confirms kept it on the old key. Writes now fail
+/// with `TimedOut` once the deadline passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_only_task_times_out_an_unconfirmed_update() {
+    let policy = UpdatePolicy {
+        confirm_timeout: Duration::from_millis(300),
+        ..UpdatePolicy::manual()
+    };
+    let (cc, sc) = configs(SUITE, policy);
+    let (c, s) = tokio::io::duplex(1 << 20);
+    let (connector, acceptor) = (Connector::new(cc), Acceptor::new(sc));
+    let (client, server) = tokio::join!(connector.connect(c), acceptor.accept(s));
+    let mut client = client.unwrap();
+    // A hostile peer: takes every byte, answers nothing.
+    let (mut raw, _conn) = server.unwrap().into_inner();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while raw.read(&mut buf).await.unwrap_or(0) > 0 {}
+    });
+    client.get_mut().1.request_key_update().unwrap();
+    client.flush().await.unwrap();
+    let err = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Err(e) = client.write_all(&[0u8; 1024]).await {
+                break e;
+            }
+            if let Err(e) = client.flush().await {
+                break e;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("never timed out");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+}

@@ -17,6 +17,10 @@ use crate::profile::suite::CipherSuite;
 use crate::record::{write_plaintext, ContentType, Deframer, RecordOpener, RecordSealer};
 use crate::schedule::Side;
 
+/// How far handshake answers may take the queued TLS bytes beyond the send
+/// buffer limit before input waits for output to drain.
+const OUTPUT_MARGIN: usize = 64 * 1024;
+
 /// What [`ConnectionCore::process_new_packets`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IoState {
@@ -190,9 +194,6 @@ impl ConnectionCore {
         if self.is_handshaking() {
             return Some(self.started + self.common.handshake_timeout);
         }
-        if self.receive_blocked() {
-            return None;
-        }
         self.update_sent
             .map(|sent| sent + self.common.update_policy.confirm_timeout)
     }
@@ -241,6 +242,13 @@ impl ConnectionCore {
         match self.poll_timeout() {
             Some(deadline) if now >= deadline => Err(if self.is_handshaking() {
                 Error::Timeout("handshake not completed in time")
+            } else if self.receive_blocked() {
+                // Loud about our own part: the confirmation may be behind
+                // data our application did not read (PROTOCOL.md).
+                Error::Timeout(
+                    "key update not confirmed in time, with received data unread by the \
+                     application (the confirmation may be behind it)",
+                )
             } else {
                 Error::Timeout("key update not confirmed in time")
             }),
@@ -259,7 +267,17 @@ impl ConnectionCore {
     /// Whether received plaintext is at its limit, so further records wait
     /// for the application to read.
     fn receive_blocked(&self) -> bool {
-        self.received.len() >= self.common.receive_buffer_limit
+        self.received.len() >= self.common.receive_buffer_limit.max(1) || self.output_backed_up()
+    }
+
+    /// Whether our output is backed up beyond what writes can cause: only
+    /// answers to the peer's messages (EpochKeyUpdates, alerts) get it
+    /// there, so a peer that sends updates but never reads is not served
+    /// more until it reads (rustls caps its queued KeyUpdates likewise).
+    fn output_backed_up(&self) -> bool {
+        self.common
+            .send_buffer_limit
+            .is_some_and(|limit| self.queued_len() >= limit.max(1) + OUTPUT_MARGIN)
     }
 
     /// Records the error, queues its alert, and returns it.
@@ -326,7 +344,9 @@ impl ConnectionCore {
                         self.handshake_encrypted = msg.encrypted;
                         handshake = true;
                     }
-                    ContentType::Alert => alert = Some(Alert::decode(msg.payload)?),
+                    ContentType::Alert => {
+                        alert = Some((Alert::decode(msg.payload)?, msg.encrypted))
+                    }
                     ContentType::ApplicationData => {
                         if !msg.encrypted {
                             return Err(PeerMisbehaved::PlaintextApplicationData.into());
@@ -362,7 +382,10 @@ impl ConnectionCore {
                     self.apply(events)?;
                 }
             }
-            if let Some(alert) = alert {
+            if let Some((alert, encrypted)) = alert {
+                if alert.is_close_notify() && !encrypted {
+                    return Err(Error::UnauthenticatedClose);
+                }
                 if alert.is_close_notify() {
                     self.on_peer_close_notify()?;
                 } else {
@@ -569,7 +592,10 @@ impl ConnectionCore {
     fn send_room(&self) -> usize {
         match self.common.send_buffer_limit {
             None => usize::MAX,
-            Some(limit) => limit.saturating_sub(self.queued_len() + self.pending.len()),
+            // A limit of 0 would never let a byte through: at least 1.
+            Some(limit) => limit
+                .max(1)
+                .saturating_sub(self.queued_len() + self.pending.len()),
         }
     }
 
@@ -683,6 +709,12 @@ impl ConnectionCore {
     /// The configured clock, for adapters that drive the timers.
     pub(crate) fn clock(&self) -> &Arc<dyn crate::time::Clock> {
         &self.common.clock
+    }
+
+    /// Whether input waits because received plaintext is at its limit (the
+    /// application must read) rather than for the output to drain.
+    pub(crate) fn plaintext_full(&self) -> bool {
+        self.received.len() >= self.common.receive_buffer_limit.max(1)
     }
 
     /// Whether received bytes wait in the record buffer.
