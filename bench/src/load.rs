@@ -477,3 +477,156 @@ pub fn process_cpu() -> f64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
     t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }
+
+/// `mlstls bench load`: runs the server as `server_cmd` (a child process
+/// that calls [`serve_child`]), both phases of clients in this process,
+/// and prints what happened. Fails if any connection failed or got stuck.
+pub fn run(opts: &LoadOptions, server_cmd: &[std::ffi::OsString]) -> Result<(), String> {
+    use std::process::{Command, Stdio};
+    raise_fd_limit(opts.conns)?;
+    let (client, server) = identities(opts)?;
+    let (cc, _) = configs(
+        opts,
+        Identity::from_bytes(&client.to_bytes().map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?,
+        Identity::from_bytes(&server.to_bytes().map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?,
+    )?;
+    // Both identities for the child, in a private file removed once read.
+    let dir = std::env::temp_dir().join(format!("mlstls-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let file = dir.join("identities");
+    let mut blob = Vec::new();
+    for id in [&client, &server] {
+        let bytes = id.to_bytes().map_err(|e| e.to_string())?;
+        blob.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        blob.extend_from_slice(&bytes);
+    }
+    write_private(&file, &blob)?;
+    let (program, args) = server_cmd.split_first().ok_or("no server command")?;
+    let mut child = Command::new(program)
+        .args(args)
+        .arg("--identities")
+        .arg(&file)
+        .args(["--conns", &opts.conns.to_string()])
+        .args(["--update-bytes", &opts.update_bytes.to_string()])
+        .args(["--suite", &format!("{:#06x}", opts.suite)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting the server: {e}"))?;
+    let mut out = io::BufReader::new(child.stdout.take().ok_or("no server stdout")?);
+    let mut line = String::new();
+    out.read_line(&mut line).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let port: u16 = line
+        .trim()
+        .parse()
+        .map_err(|_| format!("server said {line:?} instead of its port"))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let storm = Arc::new((*cc).clone().update_policy(storm_policy(opts)));
+    let rt = runtime()?;
+    let cpu0 = process_cpu();
+    let (phase, storm_phase) = rt.block_on(async {
+        let phase = clients(addr, cc, opts.conns, opts.secs, 0, false).await;
+        let storm_phase = if opts.storm_secs > 0 {
+            Some(clients(addr, storm, opts.conns, opts.storm_secs, 1 << 32, true).await)
+        } else {
+            None
+        };
+        (phase, storm_phase)
+    });
+    let client_cpu = process_cpu() - cpu0;
+    drop(child.stdin.take()); // tells the server to stop
+    line.clear();
+    out.read_line(&mut line).map_err(|e| e.to_string())?;
+    let _ = child.wait();
+    let server: ServerReport =
+        serde_json::from_str(line.trim()).map_err(|e| format!("server report {line:?}: {e}"))?;
+    print_report(opts, &phase, storm_phase.as_ref(), &server, client_cpu);
+    let bad = phase.failed + phase.stuck + storm_phase.as_ref().map_or(0, |p| p.failed + p.stuck);
+    if bad > 0 || server.failed > 0 {
+        return Err(format!(
+            "{bad} client connections failed or stuck, {} on the server",
+            server.failed
+        ));
+    }
+    Ok(())
+}
+
+fn print_report(
+    opts: &LoadOptions,
+    phase: &PhaseReport,
+    storm: Option<&PhaseReport>,
+    server: &ServerReport,
+    client_cpu: f64,
+) {
+    println!(
+        "load: {} connections, suite {:#06x}, updates every {} B on both sides",
+        opts.conns, opts.suite, opts.update_bytes
+    );
+    let row = |name: &str, p: &PhaseReport| {
+        println!(
+            "{name:<8} ok {:>5}  failed {:>3}  stuck {:>3}  {:>8.1} MiB received by clients  \
+             {:>7} update rounds  {:>7.1} rounds/s  {:>6.1} s",
+            p.ok,
+            p.failed,
+            p.stuck,
+            p.bytes as f64 / 1048576.0,
+            p.update_rounds,
+            p.update_rounds as f64 / p.secs.max(1e-9),
+            p.secs
+        );
+        for e in &p.errors {
+            println!("         error: {e}");
+        }
+    };
+    row("stream", phase);
+    if let Some(storm) = storm {
+        row("storm", storm);
+    }
+    let per_conn = server.peak_rss.saturating_sub(server.base_rss) as f64 / opts.conns as f64;
+    println!(
+        "server: {} connections ok, {} failed; peak RSS {:.1} MiB, {:.1} KiB per concurrent connection \
+         above the idle process; CPU {:.1} s",
+        server.ok,
+        server.failed,
+        server.peak_rss as f64 / 1048576.0,
+        per_conn / 1024.0,
+        server.cpu_secs
+    );
+    for e in &server.errors {
+        println!("         error: {e}");
+    }
+    println!("clients: CPU {client_cpu:.1} s (all phases, this process)");
+}
+
+/// Writes `bytes` to a new file only the owner can read.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(bytes).map_err(|e| e.to_string())
+}
+
+/// Reads the identities [`run`] wrote for the server child.
+pub fn read_identities(path: &std::path::Path) -> Result<(Identity, Identity), String> {
+    let blob = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut rest = &blob[..];
+    let mut next = || -> Result<Identity, String> {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or("identities file cut short")?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let bytes = tail.get(..len).ok_or("identities file cut short")?;
+        rest = &tail[len..];
+        Identity::from_bytes(bytes).map_err(|e| e.to_string())
+    };
+    let client = next()?;
+    let server = next()?;
+    Ok((client, server))
+}

@@ -23,6 +23,34 @@ pub(crate) enum BenchCommand {
     /// bulk, record layer, key updates, resumption over a delaying relay,
     /// idle memory; medians, ratios, a JSON of every sample and a plot.
     Compare(Box<mlstls_bench::Options>),
+    /// Many connections at once: one server process, concurrent tokio
+    /// connections streaming both ways for a while with key updates on
+    /// both sides, every byte checked, then an update storm (every client
+    /// asks for an update every 10 ms). Fails if any connection failed or
+    /// got stuck; prints update rounds per second, memory and CPU.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// Concurrent connections per phase.
+    #[arg(long, default_value_t = 1000)]
+    conns: usize,
+    /// Seconds each connection of the first phase streams.
+    #[arg(long, default_value_t = 60)]
+    secs: u64,
+    /// Seconds of the update storm (0: none).
+    #[arg(long, default_value_t = 20)]
+    storm_secs: u64,
+    /// Key update after this many bytes sent plus received, both sides.
+    #[arg(long, default_value_t = 1 << 20)]
+    update_bytes: u64,
+    /// The ciphersuite (name or code point).
+    #[arg(long, default_value_t = CipherSuite::DEFAULT)]
+    suite: CipherSuite,
+    /// Internal: run as the server child, with identities from this file.
+    #[arg(long, hide = true)]
+    identities: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +103,7 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<(), String> {
         BenchCommand::Conn(args) => {
             crate::bench_conn::run(args.mib, args.rounds, args.suites, args.durable)
         }
+        BenchCommand::Load(args) => load(args),
         BenchCommand::Compare(mut options) => {
             // Memory is measured in a fresh `mlstls bench compare` per stack.
             options.child = std::env::current_exe()
@@ -85,6 +114,28 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+fn load(args: LoadArgs) -> Result<(), String> {
+    let opts = mlstls_bench::load::LoadOptions {
+        conns: args.conns,
+        secs: args.secs,
+        storm_secs: args.storm_secs,
+        update_bytes: args.update_bytes,
+        suite: args.suite.code_point(),
+    };
+    if let Some(path) = args.identities {
+        let (client, server) = mlstls_bench::load::read_identities(&path)?;
+        return mlstls_bench::load::serve_child(&opts, client, server);
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("warning: unoptimized build; run with --release for meaningful numbers");
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    mlstls_bench::load::run(
+        &opts,
+        &[exe.into_os_string(), "bench".into(), "load".into()],
+    )
 }
 
 fn record(args: RecordArgs) -> Result<(), String> {
