@@ -16,6 +16,7 @@ mod keys;
 mod pki;
 mod relay;
 mod server;
+mod stream;
 
 /// MLS-TLS secure channels from the command line.
 #[derive(Debug, Parser)]
