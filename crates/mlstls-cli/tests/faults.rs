@@ -426,3 +426,47 @@ fn printing_into_a_closed_pipe_is_an_error_not_a_panic() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// Case 4: out of file descriptors, the server backs off and keeps
+/// serving; idle connections are closed at the handshake timeout.
+#[test]
+fn server_survives_running_out_of_file_descriptors() {
+    let dir = Dir::new("fds");
+    let port = free_port();
+    let cmd = server_cmd(&dir, port, &["--echo"]);
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let script = format!("ulimit -n 128 && exec '{BIN}' {}", args.join(" "));
+    let mut srv = Proc(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(port);
+    let idle: Vec<TcpStream> = (0..200)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    thread::sleep(Duration::from_secs(2));
+    assert!(
+        srv.0.try_wait().unwrap().is_none(),
+        "the server exited when out of file descriptors"
+    );
+    // It still serves (the idle connections it accepted time out; a
+    // client may need a few tries while the backlog drains).
+    let start = Instant::now();
+    loop {
+        let (code, out, err) = pipe_through(client(&dir, port), b"hello".to_vec());
+        if code == Some(0) {
+            assert_eq!(out, b"hello");
+            break;
+        }
+        assert!(start.elapsed() < GUARD, "never served again: {err}");
+        assert!(srv.0.try_wait().unwrap().is_none(), "server exited: {err}");
+    }
+    drop(idle);
+}
