@@ -470,3 +470,65 @@ fn server_survives_running_out_of_file_descriptors() {
     }
     drop(idle);
 }
+
+/// Sessions do not pile up: `sessions list`, `sweep` and `delete`.
+#[test]
+fn sessions_can_be_listed_swept_and_deleted() {
+    let dir = Dir::new("sessions");
+    let port = free_port();
+    let _srv = server(&dir, port, &["--echo"]);
+    let store = dir.p("client.sessions");
+    let mut c = client(&dir, port);
+    c.arg("--store").arg(&store);
+    let (code, _, err) = pipe_through(c, b"x".to_vec());
+    assert_eq!(code, Some(0), "{err}");
+    let list = Command::new(BIN)
+        .args(["sessions", "list", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(list.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let id = text.split_whitespace().next().unwrap().to_string();
+    // Nothing is older than a day; a lifetime of 0 s sweeps everything.
+    let keep = Command::new(BIN)
+        .args([
+            "sessions",
+            "sweep",
+            "--session-lifetime",
+            "86400",
+            "--store",
+        ])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&keep.stdout),
+        "deleted 0 sessions\n"
+    );
+    let del = Command::new(BIN)
+        .args(["sessions", "delete", "--store"])
+        .arg(&store)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(
+        del.status.success(),
+        "{}",
+        String::from_utf8_lossy(&del.stderr)
+    );
+    let again = Command::new(BIN)
+        .args(["sessions", "delete", "--store"])
+        .arg(&store)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let sweep = Command::new(BIN)
+        .args(["sessions", "sweep", "--session-lifetime", "0", "--store"])
+        .arg(dir.p("server.id.sessions"))
+        .output()
+        .unwrap();
+    assert!(sweep.status.success());
+    assert!(String::from_utf8_lossy(&sweep.stdout).starts_with("deleted "));
+}
