@@ -1,21 +1,22 @@
 //! `mlstls client`: stdin/stdout over an MLS-TLS connection, or a local TCP
 //! tunnel where every local connection gets its own. A dropped connection is
-//! resumed from the session store and the stream continues intact.
+//! resumed from the session store and the stream continues intact; a
+//! stream that cannot go on fails with one line (a tunnel resets that local
+//! connection). Reconnection backs off exponentially, with jitter, and
+//! gives up after `--retry-for` seconds without progress.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use backon::BackoffBuilder;
 use clap::Args;
 use mls_tls::profile::store::SessionId;
 use mls_tls::tokio::{Connector, TlsStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{runtime, ChannelArgs};
-use crate::relay::{pump, Outcome, RelayState};
-
-/// How often, and how long apart, a lost connection is retried.
-const RETRIES: u32 = 20;
-const RETRY_DELAY: Duration = Duration::from_millis(250);
+use crate::common::{accept_backoff, runtime, ChannelArgs, LivenessArgs};
+use crate::relay::{pump, LinkIo, PumpEnd, Timing};
+use crate::stream::{Decoder, Stream};
 
 /// Options of `mlstls client`.
 #[derive(Debug, Args)]
@@ -25,33 +26,73 @@ pub(crate) struct ClientArgs {
     connect: String,
     #[command(flatten)]
     channel: ChannelArgs,
+    #[command(flatten)]
+    liveness: LivenessArgs,
     /// Listen here and carry each local TCP connection through its own
     /// MLS-TLS connection (a tunnel); without it, use stdin and stdout.
     #[arg(long, value_name = "LOCAL_ADDR")]
     listen: Option<String>,
+    /// Give up reconnecting after this many seconds in which the stream
+    /// made no progress (no byte acknowledged or delivered).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    retry_for: u64,
+}
+
+/// What a stream needs besides its local side.
+#[derive(Clone)]
+struct Ctx {
+    connector: Connector,
+    server: String,
+    timing: Timing,
+    retry_for: Duration,
 }
 
 pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
     let config = args.channel.client_config(&args.connect)?;
+    crate::common::sweep(config.store(), args.channel.session_lifetime());
+    let ctx = Ctx {
+        connector: Connector::new(config),
+        server: args.connect.clone(),
+        timing: args.liveness.timing(),
+        retry_for: Duration::from_secs(args.retry_for),
+    };
     runtime()?.block_on(async move {
-        let connector = Connector::new(config);
         match &args.listen {
             None => {
                 let mut stdin = tokio::io::stdin();
                 let mut stdout = tokio::io::stdout();
-                carry(&connector, &args.connect, &mut stdin, &mut stdout).await
+                carry(&ctx, &mut stdin, &mut stdout).await
             }
             Some(local) => {
                 let listener = TcpListener::bind(local)
                     .await
                     .map_err(|e| format!("cannot listen on {local}: {e}"))?;
                 eprintln!("mlstls tunnel {local} -> {}", args.connect);
+                let mut errors = accept_backoff();
                 loop {
-                    let (tcp, peer) = listener.accept().await.map_err(|e| e.to_string())?;
-                    let (connector, server) = (connector.clone(), args.connect.clone());
+                    let (tcp, peer) = match listener.accept().await {
+                        Ok(x) => {
+                            errors = accept_backoff();
+                            x
+                        }
+                        Err(e) => {
+                            let delay = errors.next().unwrap_or(Duration::from_secs(1));
+                            tracing::warn!("accept failed: {e}; retrying in {delay:?}");
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                    };
+                    let ctx = ctx.clone();
                     tokio::spawn(async move {
-                        let (mut r, mut w) = tcp.into_split();
-                        if let Err(e) = carry(&connector, &server, &mut r, &mut w).await {
+                        let _ = tcp.set_nodelay(true);
+                        let (mut r, mut w, keep) = match crate::common::split_tcp(tcp) {
+                            Ok(x) => x,
+                            Err(e) => return tracing::warn!("{peer}: {e}"),
+                        };
+                        if let Err(e) = carry(&ctx, &mut r, &mut w).await {
+                            // The local application must see a failure,
+                            // not a clean end of a truncated stream.
+                            crate::common::reset_on_close(&keep);
                             tracing::warn!("{peer}: {e}");
                         }
                     });
@@ -64,65 +105,98 @@ pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
 /// Carries one local stream, resuming the session whenever the connection
 /// drops (or starting a new one if the server no longer has it).
 async fn carry(
-    connector: &Connector,
-    server: &str,
+    ctx: &Ctx,
     local_rd: &mut (impl AsyncRead + Unpin),
     local_wr: &mut (impl AsyncWrite + Unpin),
 ) -> Result<(), String> {
+    let server = &ctx.server;
     let tcp = connect(server).await?;
-    let mut tls = connector
+    let mut tls = ctx
+        .connector
         .connect(tcp)
         .await
-        .map_err(|e| describe(server, e))?;
+        .map_err(|e| describe(server, e).1)?;
     let mut session = session_of(&tls)?;
-    let mut state = RelayState::new(random_id());
+    let mut stream = Stream::new(random_id()?);
+    let builder = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times();
+    let mut delays = builder.build();
+    let mut mark = stream.progress();
+    let mut last_progress = Instant::now();
     loop {
-        match pump(&mut state, local_rd, local_wr, tls, None).await {
-            Outcome::Done => return Ok(()),
-            Outcome::UpstreamLost => {
-                tracing::info!("connection to {server} lost; resuming session {session}");
-                tls = reconnect(connector, server, &mut session).await?;
+        let link = LinkIo {
+            upstream: tls,
+            decoder: Decoder::default(),
+            frames: Vec::new(),
+        };
+        let none: Option<&mut tokio::sync::mpsc::Receiver<()>> = None;
+        let mut why = match pump(&mut stream, local_rd, local_wr, link, none, ctx.timing).await {
+            PumpEnd::Done => return Ok(()),
+            PumpEnd::Failed(why) => return Err(why),
+            PumpEnd::Replaced(()) => unreachable!("the client has no takeover"),
+            PumpEnd::Lost(why) => why,
+        };
+        stream.on_disconnect();
+        tracing::info!("connection to {server} lost ({why}); resuming session {session}");
+        tls = loop {
+            // Only progress resets the budget and the backoff: a
+            // resumption that moves no byte does not.
+            if stream.progress() != mark {
+                mark = stream.progress();
+                last_progress = Instant::now();
+                delays = builder.build();
             }
-        }
+            if last_progress.elapsed() >= ctx.retry_for {
+                return Err(format!(
+                    "gave up: no progress for {} s (--retry-for); last error: {why}",
+                    ctx.retry_for.as_secs()
+                ));
+            }
+            let delay = delays.next().unwrap_or(Duration::from_secs(5));
+            tokio::time::sleep(delay).await;
+            match reconnect(&ctx.connector, server, &mut session).await {
+                Ok(tls) => break tls,
+                Err((true, e)) => return Err(e),
+                Err((false, e)) => {
+                    tracing::info!("reconnecting: {e}");
+                    why = e;
+                }
+            }
+        };
     }
 }
 
 /// A new connection for the stream: resumption of `session`, or, if the
 /// server refuses it (SPEC 8: the initiator then falls back), a new
-/// session. Retried while the server is unreachable.
+/// session. Errors say whether they are final (`true`: the peer is not
+/// trusted any more) or worth a retry.
 async fn reconnect(
     connector: &Connector,
     server: &str,
     session: &mut SessionId,
-) -> Result<TlsStream<TcpStream>, String> {
-    let mut last = String::new();
-    for _ in 0..RETRIES {
-        match connect(server).await {
-            Ok(tcp) => match connector.resume(session, tcp).await {
-                Ok(mut tls) => match finish(&mut tls).await {
-                    Ok(()) => return Ok(tls),
-                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                        tracing::info!("resumption refused ({e}); starting a new session");
-                        match connect(server).await {
-                            Ok(tcp) => match connector.connect(tcp).await {
-                                Ok(tls) => {
-                                    *session = session_of(&tls)?;
-                                    return Ok(tls);
-                                }
-                                Err(e) => last = describe(server, e),
-                            },
-                            Err(e) => last = e,
-                        }
-                    }
-                    Err(e) => last = describe(server, e),
-                },
-                Err(e) => last = describe(server, e),
-            },
-            Err(e) => last = e,
+) -> Result<TlsStream<TcpStream>, (bool, String)> {
+    let tcp = connect(server).await.map_err(|e| (false, e))?;
+    let mut tls = connector
+        .resume(session, tcp)
+        .await
+        .map_err(|e| describe(server, e))?;
+    match finish(&mut tls).await {
+        Ok(()) => Ok(tls),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            tracing::info!("resumption refused ({e}); starting a new session");
+            let tcp = connect(server).await.map_err(|e| (false, e))?;
+            let tls = connector
+                .connect(tcp)
+                .await
+                .map_err(|e| describe(server, e))?;
+            *session = session_of(&tls).map_err(|e| (true, e))?;
+            Ok(tls)
         }
-        tokio::time::sleep(RETRY_DELAY).await;
+        Err(e) => Err(describe(server, e)),
     }
-    Err(format!("could not reconnect: {last}"))
 }
 
 /// Waits for a resumption to complete (the adapter's flush does), so a
@@ -147,20 +221,33 @@ fn session_of(tls: &TlsStream<TcpStream>) -> Result<SessionId, String> {
         .ok_or_else(|| "no session after the handshake".into())
 }
 
-/// An error a person can act on.
-fn describe(server: &str, e: std::io::Error) -> String {
+/// An error a person can act on, and whether it is final (retrying cannot
+/// help: the peer or its certificate is not accepted).
+fn describe(server: &str, e: std::io::Error) -> (bool, String) {
     let text = e.to_string();
-    if text.contains("bad_certificate") || text.contains("credential rejected") {
-        format!("{server}: peer not in the trust file or CA file, or it does not trust us ({text})")
+    if text.contains("bad_certificate")
+        || text.contains("credential rejected")
+        || text.contains("expired")
+    {
+        (
+            true,
+            format!(
+                "{server}: peer not in the trust file or CA file, or it does not trust us ({text})"
+            ),
+        )
     } else if e.kind() == std::io::ErrorKind::InvalidData {
-        format!("{server}: MLS-TLS handshake failed ({text}); is it an mlstls server?")
+        (
+            false,
+            format!("{server}: MLS-TLS handshake failed ({text}); is it an mlstls server?"),
+        )
     } else {
-        format!("{server}: {text}")
+        (false, format!("{server}: {text}"))
     }
 }
 
-fn random_id() -> u64 {
+/// A stream id; never a constant when the system has no randomness.
+fn random_id() -> Result<u64, String> {
     let mut b = [0u8; 8];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    u64::from_be_bytes(b)
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| "no randomness for a stream id".to_string())?;
+    Ok(u64::from_be_bytes(b))
 }

@@ -68,6 +68,74 @@ pub(crate) struct ChannelArgs {
     /// Start a key update this many seconds after the last one.
     #[arg(long)]
     pub(crate) update_after_secs: Option<u64>,
+    /// Stored sessions unused for this many seconds are deleted (the
+    /// server sweeps hourly, the client at start). Default: 3 days.
+    #[arg(long, value_name = "SECS", default_value_t = 3 * 24 * 3600)]
+    pub(crate) session_lifetime: u64,
+}
+
+/// Liveness of a stream's connection, for `server` and `client`.
+#[derive(Debug, Args, Clone, Copy)]
+pub(crate) struct LivenessArgs {
+    /// Send a keepalive after this many seconds without sending anything.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub(crate) keepalive: u64,
+    /// Give a connection up as lost (and resume) after this many seconds
+    /// without receiving anything: a peer that vanished without FIN or RST.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub(crate) idle_timeout: u64,
+}
+
+impl LivenessArgs {
+    pub(crate) fn timing(&self) -> crate::relay::Timing {
+        crate::relay::Timing {
+            keepalive: Duration::from_secs(self.keepalive.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout.max(2)),
+        }
+    }
+}
+
+/// Delays between failed `accept` calls (out of file descriptors, for
+/// instance): exponential with jitter, at most a second.
+pub(crate) fn accept_backoff() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(10))
+        .with_max_delay(Duration::from_secs(1))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Splits a TCP connection into halves that do not shut it down when
+/// dropped, and a second handle to reset it with ([`reset_on_close`]).
+pub(crate) fn split_tcp(
+    tcp: tokio::net::TcpStream,
+) -> std::io::Result<(
+    tokio::io::ReadHalf<tokio::net::TcpStream>,
+    tokio::io::WriteHalf<tokio::net::TcpStream>,
+    std::net::TcpStream,
+)> {
+    let std = tcp.into_std()?;
+    let keep = std.try_clone()?;
+    let tcp = tokio::net::TcpStream::from_std(std)?;
+    let (r, w) = tokio::io::split(tcp);
+    Ok((r, w, keep))
+}
+
+/// Makes the connection end with a reset (RST) when its last handle
+/// closes: a failed stream must not look like a complete one.
+pub(crate) fn reset_on_close(tcp: &std::net::TcpStream) {
+    let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+}
+
+/// Deletes the sessions of `store` unused for `lifetime`.
+pub(crate) fn sweep(store: &SessionStore, lifetime: Duration) {
+    match store.sweep_expired(lifetime, std::time::SystemTime::now()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("deleted {n} expired sessions"),
+        Err(e) => tracing::warn!("cannot sweep expired sessions: {e}"),
+    }
 }
 
 /// `--client-auth` values.
@@ -97,6 +165,10 @@ fn server_name(name: &str) -> Result<ServerName<'static>, String> {
 }
 
 impl ChannelArgs {
+    pub(crate) fn session_lifetime(&self) -> Duration {
+        Duration::from_secs(self.session_lifetime)
+    }
+
     /// The peer verifier: pinned keys (--trust), X.509 roots (--ca), or
     /// either of the two.
     fn verifier(&self, role: &Role<'_>) -> Result<Arc<dyn PeerVerifier>, String> {
@@ -209,4 +281,14 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
 #[allow(dead_code)]
 pub(crate) fn ephemeral(name: &str, suite: CipherSuite) -> Result<Identity, String> {
     Identity::generate(name, suite).map_err(|e| e.to_string())
+}
+
+/// Prints one line on stdout; a closed stdout (`| head -c0`) is an error
+/// to report, not a panic.
+pub(crate) fn print_line(line: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write to stdout: {e}"))
 }

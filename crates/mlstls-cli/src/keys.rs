@@ -81,13 +81,12 @@ pub(crate) fn keygen(args: KeygenArgs) -> Result<(), String> {
     let bytes = id.to_bytes().map_err(|e| e.to_string())?;
     pki::write_new(&args.out, &bytes, true)
         .map_err(|e| e.replace("(not overwriting it)", "(not overwriting an identity)"))?;
-    println!("{}", public_line(&id));
+    crate::common::print_line(&public_line(&id))?;
     Ok(())
 }
 
 pub(crate) fn pubkey(args: PubkeyArgs) -> Result<(), String> {
-    println!("{}", public_line(&load_identity(&args.file)?));
-    Ok(())
+    crate::common::print_line(&public_line(&load_identity(&args.file)?))
 }
 
 pub(crate) fn load_identity(path: &Path) -> Result<Identity, String> {

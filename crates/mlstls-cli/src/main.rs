@@ -16,6 +16,8 @@ mod keys;
 mod pki;
 mod relay;
 mod server;
+mod sessions;
+mod stream;
 
 /// MLS-TLS secure channels from the command line.
 #[derive(Debug, Parser)]
@@ -49,6 +51,9 @@ enum Command {
     /// Everything in one process on loopback: handshake, transfer, key
     /// updates, a cut connection, resumption with early data (the default).
     Demo(demo::DemoArgs),
+    /// List, delete or sweep the sessions of a session store.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
     /// Measure this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
         Command::Server(args) => server::run(args),
         Command::Client(args) => client::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Sessions(cmd) => sessions::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

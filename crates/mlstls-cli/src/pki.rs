@@ -67,7 +67,7 @@ pub(crate) fn attach_chain(args: AttachArgs) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", args.chain.display()))?;
     let bytes = id.to_bytes().map_err(|e| e.to_string())?;
     write_new(&args.out, &bytes, true)?;
-    println!("{}", crate::keys::public_line(&id));
+    crate::common::print_line(&crate::keys::public_line(&id))?;
     Ok(())
 }
 
@@ -119,13 +119,12 @@ pub(crate) fn ca(args: CaArgs) -> Result<(), String> {
     let key_pem = Zeroizing::new(key.serialize_pem());
     write_new(&args.key, key_pem.as_bytes(), true)?;
     write_new(&args.cert, cert.pem().as_bytes(), false)?;
-    println!(
+    crate::common::print_line(&format!(
         "CA {:?}: certificate {}, key {}",
         args.name,
         args.cert.display(),
         args.key.display()
-    );
-    Ok(())
+    ))
 }
 
 /// An MLS signature key as the public key of a certificate.

@@ -1,305 +1,240 @@
-//! A resumable byte stream on top of MLS-TLS connections: what `mlstls
-//! client` and `mlstls server` carry, so that a local TCP connection (or
-//! stdin/stdout) survives its MLS-TLS connection being cut and resumed.
+//! Drives a [`Stream`] over one MLS-TLS connection (a link) and a local
+//! side (stdin/stdout, a TCP connection, the echo pipe).
 //!
-//! Every connection starts with `HELLO(stream id, bytes received so far)`;
-//! the peer then drops what was acknowledged and sends the rest again.
-//! Data travels in `DATA` frames that carry their stream offset (so a
-//! resent byte is never delivered twice), receipt is acknowledged with
-//! `ACK`, and `FIN` ends one direction. A side sends no data on a new
-//! connection before the peer's HELLO told it where to start. Frames:
-//! `type u8`, then for DATA a `u64` offset, a `u32` length and the bytes,
-//! for HELLO two `u64`, for ACK one `u64`.
+//! One task does all I/O in one `select!`: reading the link, writing it,
+//! reading the local side and writing it are separate branches, so none
+//! waits for another (the old relay blocked writing upstream while it was
+//! the only reader of incoming frames, and both sides could block). Flow
+//! control comes from the stream: no local read while the send window is
+//! full, no link read while delivery to the local side is behind.
+//!
+//! Liveness: a PING goes out when nothing was sent for `keepalive`, and a
+//! link on which nothing arrived for `idle_timeout` is given up as lost
+//! (a half-open connection, with no FIN and no RST, never fails on its own).
 
-use std::collections::VecDeque;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-const DATA: u8 = 1;
-const ACK: u8 = 2;
-const HELLO: u8 = 3;
-const FIN: u8 = 4;
-/// Acknowledge at least this often (bytes received).
-const ACK_EVERY: u64 = 256 * 1024;
-/// Largest DATA frame.
-const MAX_FRAME: usize = 64 * 1024;
+use crate::stream::{Decoder, Frame, Link, ResetCode, Stream, StreamError};
 
-/// A frame from the peer.
+/// The liveness settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) keepalive: Duration,
+    pub(crate) idle_timeout: Duration,
+}
+
+/// How one link's pump ended.
 #[derive(Debug)]
-pub(crate) enum Frame {
-    Data { offset: u64, bytes: Vec<u8> },
-    Ack(u64),
-    Hello { id: u64, received: u64 },
-    Fin,
-}
-
-/// Reads one frame; `Ok(None)` at a clean end of stream.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Frame>> {
-    let mut t = [0u8; 1];
-    if r.read(&mut t).await? == 0 {
-        return Ok(None);
-    }
-    Ok(Some(match t[0] {
-        DATA => {
-            let offset = r.read_u64().await?;
-            let len = r.read_u32().await? as usize;
-            if len > MAX_FRAME {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "relay frame too large",
-                ));
-            }
-            let mut data = vec![0u8; len];
-            r.read_exact(&mut data).await?;
-            Frame::Data {
-                offset,
-                bytes: data,
-            }
-        }
-        ACK => Frame::Ack(r.read_u64().await?),
-        HELLO => Frame::Hello {
-            id: r.read_u64().await?,
-            received: r.read_u64().await?,
-        },
-        FIN => Frame::Fin,
-        _ => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "unknown relay frame",
-            ))
-        }
-    }))
-}
-
-fn hello(id: u64, received: u64) -> Vec<u8> {
-    let mut f = vec![HELLO];
-    f.extend_from_slice(&id.to_be_bytes());
-    f.extend_from_slice(&received.to_be_bytes());
-    f
-}
-
-fn data(offset: u64, bytes: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(13 + bytes.len());
-    f.push(DATA);
-    f.extend_from_slice(&offset.to_be_bytes());
-    f.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    f.extend_from_slice(bytes);
-    f
-}
-
-fn ack(received: u64) -> Vec<u8> {
-    let mut f = vec![ACK];
-    f.extend_from_slice(&received.to_be_bytes());
-    f
-}
-
-/// One relayed stream's state, kept across MLS-TLS connections.
-#[derive(Debug)]
-pub(crate) struct RelayState {
-    pub(crate) id: u64,
-    /// Bytes received from the peer (and written locally).
-    received: u64,
-    /// Bytes read locally and sent (at least once) to the peer.
-    sent: u64,
-    /// Sent bytes the peer has not acknowledged: `sent - unacked.len()`
-    /// is the offset of the first one.
-    unacked: VecDeque<u8>,
-    local_eof: bool,
-    peer_fin: bool,
-    last_ack_sent: u64,
-}
-
-/// How a pump ended.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// Both directions finished.
+pub(crate) enum PumpEnd<N> {
+    /// Both directions finished and were acknowledged.
     Done,
-    /// The MLS-TLS connection broke; resume and pump again.
-    UpstreamLost,
+    /// The link broke (why, for the log); the stream can go on on another.
+    Lost(String),
+    /// A newer link for the stream arrived and takes over at once.
+    Replaced(N),
+    /// The stream cannot go on: a reset, a violation or a local failure.
+    /// The peer was told (a RESET frame) where we could.
+    Failed(String),
 }
 
-impl RelayState {
-    pub(crate) fn new(id: u64) -> Self {
-        Self {
-            id,
-            received: 0,
-            sent: 0,
-            unacked: VecDeque::new(),
-            local_eof: false,
-            peer_fin: false,
-            last_ack_sent: 0,
-        }
-    }
-
-    fn acked(&mut self, upto: u64) {
-        let first = self.sent - self.unacked.len() as u64;
-        let drop = upto.saturating_sub(first).min(self.unacked.len() as u64) as usize;
-        self.unacked.drain(..drop);
-    }
-
-    /// Frames to send after the peer said it has `peer_received` bytes.
-    fn resend_from(&mut self, peer_received: u64) -> Vec<Vec<u8>> {
-        self.acked(peer_received);
-        let (a, b) = self.unacked.as_slices();
-        let mut all = a.to_vec();
-        all.extend_from_slice(b);
-        let first = self.sent - all.len() as u64;
-        let mut frames: Vec<Vec<u8>> = all
-            .chunks(MAX_FRAME)
-            .enumerate()
-            .map(|(i, c)| data(first + (i * MAX_FRAME) as u64, c))
-            .collect();
-        if self.local_eof {
-            frames.push(vec![FIN]);
-        }
-        frames
-    }
+/// A new link: the MLS-TLS connection, what was read from it but not yet
+/// decoded, and frames already decoded (the server reads the HELLO first).
+pub(crate) struct LinkIo<U> {
+    pub(crate) upstream: U,
+    pub(crate) decoder: Decoder,
+    pub(crate) frames: Vec<Frame>,
 }
 
-/// Relays between `local` and one MLS-TLS connection `upstream` until both
-/// directions are done or the connection breaks. `peer_hello` is the
-/// peer's HELLO if the caller already read it (the server does, to find the
-/// stream).
-pub(crate) async fn pump<L, U>(
-    state: &mut RelayState,
-    local_rd: &mut L,
-    local_wr: &mut (impl AsyncWrite + Unpin),
-    upstream: U,
-    peer_hello: Option<u64>,
-) -> Outcome
-where
-    L: AsyncRead + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut up_rd, mut up_wr) = tokio::io::split(upstream);
-    // Frames from the peer arrive through a task, so that waiting for one
-    // never loses half a frame when the local side wins the select.
-    let (tx, mut frames) = mpsc::channel::<std::io::Result<Option<Frame>>>(16);
-    let reader = tokio::spawn(async move {
-        loop {
-            let f = read_frame(&mut up_rd).await;
-            let end = !matches!(f, Ok(Some(_)));
-            if tx.send(f).await.is_err() || end {
-                return;
-            }
-        }
-    });
-    let outcome = pump_inner(
-        state,
-        local_rd,
-        local_wr,
-        &mut up_wr,
-        &mut frames,
-        peer_hello,
-    )
+/// Writes a RESET and closes the link, best effort, within a short bound.
+pub(crate) async fn send_reset<U: AsyncWrite + Unpin>(up: &mut U, code: ResetCode, reason: &str) {
+    let mut out = Vec::new();
+    Frame::Reset {
+        code,
+        reason: reason.to_string(),
+    }
+    .encode(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        up.write_all(&out).await?;
+        up.shutdown().await
+    })
     .await;
-    reader.abort();
-    if outcome == Outcome::Done {
-        let _ = up_wr.shutdown().await;
-    }
-    outcome
 }
 
-async fn pump_inner<L, W>(
-    state: &mut RelayState,
+/// Relays between the local side and one link until the stream is done,
+/// the link breaks, a newer link arrives on `takeover`, or the stream fails.
+pub(crate) async fn pump<U, L, W, N>(
+    stream: &mut Stream,
     local_rd: &mut L,
-    local_wr: &mut (impl AsyncWrite + Unpin),
-    up_wr: &mut W,
-    frames: &mut mpsc::Receiver<std::io::Result<Option<Frame>>>,
-    peer_hello: Option<u64>,
-) -> Outcome
+    local_wr: &mut W,
+    link: LinkIo<U>,
+    mut takeover: Option<&mut mpsc::Receiver<N>>,
+    timing: Timing,
+) -> PumpEnd<N>
 where
+    U: AsyncRead + AsyncWrite + Unpin,
     L: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    macro_rules! send {
-        ($bytes:expr) => {
-            if up_wr.write_all(&$bytes).await.is_err() {
-                return Outcome::UpstreamLost;
-            }
-        };
-    }
-    send!(hello(state.id, state.received));
-    // Data waits for the peer's HELLO: it says where the stream resumes.
-    let mut synced = false;
-    if let Some(peer_received) = peer_hello {
-        for f in state.resend_from(peer_received) {
-            send!(f);
+    let LinkIo {
+        upstream,
+        mut decoder,
+        frames,
+    } = link;
+    let (mut up_rd, mut up_wr) = tokio::io::split(upstream);
+    let mut out = Vec::new();
+    stream.on_connect().encode(&mut out);
+    // A reset from the peer is not answered with another.
+    let fail = |e: StreamError| -> (Option<ResetCode>, String) {
+        match &e {
+            StreamError::Reset { .. } => (None, e.to_string()),
+            _ => (Some(ResetCode::Protocol), e.to_string()),
         }
-        synced = true;
+    };
+    // Frames the caller decoded already.
+    for f in frames {
+        if let Err(e) = stream.on_frame(f) {
+            let (code, why) = fail(e);
+            return failed(&mut up_wr, &mut out, code, why).await;
+        }
     }
-    if up_wr.flush().await.is_err() {
-        return Outcome::UpstreamLost;
-    }
-    let mut buf = vec![0u8; MAX_FRAME];
+    let mut rbuf = vec![0u8; 64 * 1024];
+    let mut lbuf = vec![0u8; 64 * 1024];
+    let mut up_dirty = false;
+    let mut local_dirty = false;
+    let mut last_rx = Instant::now();
+    let mut last_tx = Instant::now();
     loop {
-        if state.local_eof && state.peer_fin && state.unacked.is_empty() {
-            return Outcome::Done;
-        }
-        tokio::select! {
-            frame = frames.recv() => {
-                let Some(Ok(Some(frame))) = frame else {
-                    return Outcome::UpstreamLost;
-                };
-                match frame {
-                    Frame::Data { offset, bytes } => {
-                        if offset > state.received {
-                            // A gap: the peer broke the protocol.
-                            return Outcome::UpstreamLost;
-                        }
-                        // Skip what already arrived on an earlier connection.
-                        let skip = ((state.received - offset) as usize).min(bytes.len());
-                        let d = &bytes[skip..];
-                        if local_wr.write_all(d).await.is_err() {
-                            // The local side is gone: nothing more to deliver.
-                            state.peer_fin = true;
-                        }
-                        state.received += d.len() as u64;
-                        if state.received - state.last_ack_sent >= ACK_EVERY {
-                            state.last_ack_sent = state.received;
-                            send!(ack(state.received));
-                        }
-                    }
-                    Frame::Ack(n) => state.acked(n),
-                    Frame::Hello { received, .. } => {
-                        if !synced {
-                            for f in state.resend_from(received) {
-                                send!(f);
-                            }
-                            synced = true;
-                        }
-                    }
-                    Frame::Fin => {
-                        let _ = local_wr.flush().await;
-                        let _ = local_wr.shutdown().await;
-                        state.peer_fin = true;
-                        // Acknowledge everything, so the peer can finish.
-                        state.last_ack_sent = state.received;
-                        send!(ack(state.received));
+        // Frames already buffered (the server's decoder may hold some).
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(f)) => {
+                    if let Err(e) = stream.on_frame(f) {
+                        let (code, why) = fail(e);
+                        return failed(&mut up_wr, &mut out, code, why).await;
                     }
                 }
-                let _ = local_wr.flush().await;
-                if up_wr.flush().await.is_err() {
-                    return Outcome::UpstreamLost;
+                Ok(None) => break,
+                Err(e) => {
+                    let (code, why) = fail(e);
+                    return failed(&mut up_wr, &mut out, code, why).await;
                 }
             }
-            n = local_rd.read(&mut buf), if synced && !state.local_eof => {
-                match n {
-                    Ok(0) | Err(_) => {
-                        state.local_eof = true;
-                        send!([FIN]);
-                    }
-                    Ok(n) => {
-                        state.unacked.extend(&buf[..n]);
-                        send!(data(state.sent, &buf[..n]));
-                        state.sent += n as u64;
-                    }
+        }
+        if stream.wants_local_shutdown() && stream.deliverable().is_empty() {
+            if let Err(e) = local_wr.shutdown().await {
+                let why = format!("local write failed: {e}");
+                return failed(&mut up_wr, &mut out, Some(ResetCode::LocalFailure), why).await;
+            }
+            stream.on_local_shutdown();
+        }
+        while out.len() < 64 * 1024 {
+            match stream.poll_transmit() {
+                Some(f) => f.encode(&mut out),
+                None => break,
+            }
+        }
+        if stream.is_done() && out.is_empty() {
+            let _ = local_wr.flush().await;
+            let _ = tokio::time::timeout(timing.idle_timeout, up_wr.shutdown()).await;
+            return PumpEnd::Done;
+        }
+        if !stream.accepting() {
+            // Not reading is our choice, not the peer's silence.
+            last_rx = Instant::now();
+        }
+        let synced = stream.link() == Link::Synced;
+        let room = stream.local_room().min(lbuf.len());
+        let deliver = stream.deliverable();
+        let has_takeover = takeover.is_some();
+        tokio::select! {
+            biased;
+            next = async { takeover.as_mut().expect("checked").recv().await }, if has_takeover => {
+                match next {
+                    Some(n) => return PumpEnd::Replaced(n),
+                    None => takeover = None,
                 }
-                if up_wr.flush().await.is_err() {
-                    return Outcome::UpstreamLost;
+            }
+            r = up_rd.read(&mut rbuf), if stream.accepting() => match r {
+                Ok(0) => return PumpEnd::Lost("the peer closed the connection".into()),
+                Ok(n) => {
+                    decoder.push(&rbuf[..n]);
+                    last_rx = Instant::now();
                 }
+                Err(e) => return PumpEnd::Lost(e.to_string()),
+            },
+            r = async {
+                if out.is_empty() {
+                    up_wr.flush().await.map(|()| 0)
+                } else {
+                    up_wr.write(&out).await
+                }
+            }, if !out.is_empty() || up_dirty => match r {
+                Ok(_) if out.is_empty() => up_dirty = false,
+                Ok(0) => return PumpEnd::Lost("the connection does not take data".into()),
+                Ok(n) => {
+                    out.drain(..n);
+                    up_dirty = true;
+                    last_tx = Instant::now();
+                }
+                Err(e) => return PumpEnd::Lost(e.to_string()),
+            },
+            r = async {
+                if deliver.is_empty() {
+                    local_wr.flush().await.map(|()| 0)
+                } else {
+                    local_wr.write(deliver).await
+                }
+            }, if !deliver.is_empty() || local_dirty => match r {
+                Ok(_) if stream.deliverable().is_empty() => local_dirty = false,
+                Ok(0) => {
+                    let why = "local write failed: the output is closed".to_string();
+                    return failed(&mut up_wr, &mut out, Some(ResetCode::LocalFailure), why).await;
+                }
+                Ok(n) => {
+                    stream.on_delivered(n);
+                    local_dirty = true;
+                }
+                Err(e) => {
+                    let why = format!("local write failed: {e}");
+                    return failed(&mut up_wr, &mut out, Some(ResetCode::LocalFailure), why).await;
+                }
+            },
+            r = local_rd.read(&mut lbuf[..room]), if synced && room > 0 => match r {
+                Ok(0) => stream.on_local_eof(),
+                Ok(n) => stream.on_local_data(&lbuf[..n]),
+                Err(e) => {
+                    let why = format!("local read failed: {e}");
+                    return failed(&mut up_wr, &mut out, Some(ResetCode::LocalFailure), why).await;
+                }
+            },
+            () = tokio::time::sleep_until(last_tx + timing.keepalive), if synced => {
+                stream.ping();
+                last_tx = Instant::now();
+            }
+            () = tokio::time::sleep_until(last_rx + timing.idle_timeout) => {
+                return PumpEnd::Lost(format!(
+                    "nothing from the peer for {} s (keepalive missing: a half-open connection?)",
+                    timing.idle_timeout.as_secs()
+                ));
             }
         }
     }
+}
+
+/// Tells the peer why the stream ends (best effort) and fails it.
+async fn failed<W: AsyncWrite + Unpin, N>(
+    up_wr: &mut W,
+    out: &mut Vec<u8>,
+    code: Option<ResetCode>,
+    why: String,
+) -> PumpEnd<N> {
+    if let Some(code) = code {
+        out.clear();
+        send_reset(up_wr, code, &why).await;
+    }
+    PumpEnd::Failed(why)
 }

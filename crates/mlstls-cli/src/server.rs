@@ -1,6 +1,7 @@
 //! `mlstls server`: accept MLS-TLS connections and echo each stream or
 //! forward it to a plain TCP service. A client whose connection drops
-//! resumes its session and its stream continues where it stopped.
+//! resumes its session and its stream continues where it stopped; a stream
+//! that cannot go on is reset with a reason the client prints.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,14 +9,23 @@ use std::time::Duration;
 
 use clap::Args;
 use mls_tls::tokio::{Acceptor, TlsStream};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::common::{runtime, ChannelArgs};
-use crate::relay::{pump, read_frame, Frame, Outcome, RelayState};
+use crate::common::{accept_backoff, runtime, ChannelArgs, LivenessArgs};
+use crate::relay::{pump, send_reset, LinkIo, PumpEnd};
+use crate::stream::{admit, Admission, Decoder, Frame, ResetCode, Stream, StreamError};
 
-/// How long a stream waits for its client to come back.
+/// How long a stream waits for its client to come back after a lost link.
+/// Longer than the client's default retry budget, so the client gives up
+/// first and says why.
 const RESUME_WAIT: Duration = Duration::from_secs(120);
+/// How long a finished stream is kept, for a client whose last
+/// acknowledgement was lost and that resumes to learn that all is done.
+const LINGER: Duration = Duration::from_secs(60);
+/// How long connecting to the forward target may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Options of `mlstls server`.
 #[derive(Debug, Args)]
@@ -26,36 +36,82 @@ pub(crate) struct ServerArgs {
     listen: String,
     #[command(flatten)]
     channel: ChannelArgs,
+    #[command(flatten)]
+    liveness: LivenessArgs,
     /// Echo every stream back.
     #[arg(long)]
     echo: bool,
     /// Forward every stream to this plain TCP service.
     #[arg(long, value_name = "HOST:PORT")]
     forward: Option<String>,
+    /// Most streams at once (live, waiting for their client, or finished
+    /// and kept for a while); more are reset with "too many streams".
+    #[arg(long, default_value_t = 1024)]
+    max_streams: usize,
 }
 
 type Upstream = TlsStream<TcpStream>;
+type NewLink = LinkIo<Upstream>;
 /// Live streams, by the client's signature key and the stream id: where a
 /// resumed connection of a stream is handed over. Keyed by the key too, so
 /// one authenticated client cannot attach to another's stream.
-type Registry = Arc<Mutex<HashMap<(Vec<u8>, u64), mpsc::Sender<(Upstream, u64)>>>>;
+type Registry = Arc<Mutex<HashMap<(Vec<u8>, u64), mpsc::Sender<NewLink>>>>;
+
+#[derive(Clone)]
+struct Shared {
+    acceptor: Acceptor,
+    registry: Registry,
+    forward: Option<String>,
+    max_streams: usize,
+    liveness: LivenessArgs,
+    handshake_timeout: Duration,
+}
 
 pub(crate) fn run(args: ServerArgs) -> Result<(), String> {
     let config = args.channel.server_config()?;
+    let handshake_timeout = config.common.handshake_timeout;
+    let store = config.store().clone();
     runtime()?.block_on(async move {
         let listener = TcpListener::bind(&args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         eprintln!("mlstls server listening on {}", args.listen);
-        let acceptor = Acceptor::new(config);
-        let registry: Registry = Arc::default();
+        let lifetime = args.channel.session_lifetime();
+        tokio::spawn(async move {
+            // Sessions of clients that never come back do not pile up.
+            loop {
+                crate::common::sweep(&store, lifetime);
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        });
+        let shared = Shared {
+            acceptor: Acceptor::new(config),
+            registry: Arc::default(),
+            forward: args.forward.clone(),
+            max_streams: args.max_streams,
+            liveness: args.liveness,
+            handshake_timeout,
+        };
+        let mut errors = accept_backoff();
         loop {
-            let (tcp, peer) = listener.accept().await.map_err(|e| e.to_string())?;
+            let (tcp, peer) = match listener.accept().await {
+                Ok(x) => {
+                    errors = accept_backoff();
+                    x
+                }
+                Err(e) => {
+                    // Out of file descriptors, for instance: wait until
+                    // connections close, keep serving.
+                    let delay = errors.next().unwrap_or(Duration::from_secs(1));
+                    tracing::warn!("accept failed: {e}; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            };
             let _ = tcp.set_nodelay(true);
-            let (acceptor, registry, forward) =
-                (acceptor.clone(), registry.clone(), args.forward.clone());
+            let shared = shared.clone();
             tokio::spawn(async move {
-                if let Err(e) = serve(acceptor, tcp, registry, forward).await {
+                if let Err(e) = serve(shared, tcp).await {
                     tracing::warn!("{peer}: {e}");
                 }
             });
@@ -63,22 +119,43 @@ pub(crate) fn run(args: ServerArgs) -> Result<(), String> {
     })
 }
 
-async fn serve(
-    acceptor: Acceptor,
-    tcp: TcpStream,
-    registry: Registry,
-    forward: Option<String>,
-) -> Result<(), String> {
-    let mut tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
-    let (id, received) = match read_frame(&mut tls).await {
-        Ok(Some(Frame::Hello { id, received })) => (id, received),
-        Ok(_) => return Err("client did not start a stream".into()),
+/// Reads the client's HELLO (bounded by the handshake timeout).
+async fn read_hello(tls: &mut Upstream, decoder: &mut Decoder) -> Result<Frame, StreamError> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        if let Some(f) = decoder.next_frame()? {
+            return Ok(f);
+        }
+        match tls.read(&mut buf).await {
+            Ok(0) => return Err(StreamError::Violation("closed before its HELLO".into())),
+            Ok(n) => decoder.push(&buf[..n]),
+            Err(e) => return Err(StreamError::Violation(e.to_string())),
+        }
+    }
+}
+
+async fn serve(shared: Shared, tcp: TcpStream) -> Result<(), String> {
+    let mut tls = shared
+        .acceptor
+        .accept(tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut decoder = Decoder::default();
+    let hello = tokio::time::timeout(shared.handshake_timeout, read_hello(&mut tls, &mut decoder))
+        .await
+        .map_err(|_| "no stream HELLO within the handshake timeout".to_string())?;
+    let hello = match hello {
+        Ok(h) => h,
+        Err(StreamError::NotAStream) => {
+            let why = "the client sends plain bytes, not the mlstls resumable stream (a plain MLS-TLS client, or `mlstls client --plain`?)";
+            send_reset(&mut tls, ResetCode::Protocol, why).await;
+            return Err(why.into());
+        }
         Err(e) => return Err(e.to_string()),
     };
-    tracing::info!(
-        "stream {id:016x}: connection (epoch {:?})",
-        tls.get_ref().1.epoch()
-    );
+    let Frame::Hello { id, resuming, .. } = hello else {
+        return Err("the client's first frame is not a HELLO".into());
+    };
     let key = (
         tls.get_ref()
             .1
@@ -87,48 +164,100 @@ async fn serve(
             .unwrap_or_default(),
         id,
     );
-    let existing = registry
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
-        .cloned();
-    if let Some(tx) = existing {
-        // A resumed connection of a live stream.
-        return tx
-            .send((tls, received))
-            .await
-            .map_err(|_| "stream ended".to_string());
+    tracing::info!(
+        "stream {id:016x}: connection (resuming: {resuming}, epoch {:?})",
+        tls.get_ref().1.epoch()
+    );
+    let link = LinkIo {
+        upstream: tls,
+        decoder,
+        frames: vec![hello],
+    };
+    // Decide and register under one lock: no two tasks create one stream.
+    let decision = {
+        let mut map = shared.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let known = map.get(&key).filter(|tx| !tx.is_closed()).cloned();
+        match admit(resuming, known.is_some()) {
+            Admission::Attach => Ok(Ok(known)),
+            Admission::Unknown => Err(ResetCode::UnknownStream),
+            Admission::Create if map.len() >= shared.max_streams => Err(ResetCode::TooManyStreams),
+            Admission::Create => {
+                let (tx, rx) = mpsc::channel(4);
+                map.insert(key.clone(), tx);
+                Ok(Err(rx))
+            }
+        }
+    };
+    match decision {
+        Ok(Err(rx)) => run_stream(shared, key, link, rx).await,
+        Ok(Ok(Some(tx))) => {
+            // Takes over from the stream's current link at once.
+            if tx.try_send(link).is_err() {
+                return Err(format!("stream {id:016x}: busy, connection dropped"));
+            }
+            Ok(())
+        }
+        Ok(Ok(None)) => unreachable!("Attach has a sender"),
+        Err(code) => {
+            let why = match code {
+                ResetCode::UnknownStream => format!("stream {id:016x} is unknown here"),
+                _ => format!("{} streams already", shared.max_streams),
+            };
+            let mut up = link.upstream;
+            send_reset(&mut up, code, &why).await;
+            Err(format!("stream {id:016x}: reset: {why}"))
+        }
     }
-    let (tx, rx) = mpsc::channel(1);
-    registry
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(key.clone(), tx);
-    let result = run_stream(id, tls, received, rx, forward).await;
-    registry
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&key);
-    result
 }
 
 async fn run_stream(
-    id: u64,
-    first: Upstream,
-    first_received: u64,
-    mut next: mpsc::Receiver<(Upstream, u64)>,
-    forward: Option<String>,
+    shared: Shared,
+    key: (Vec<u8>, u64),
+    first: NewLink,
+    mut next: mpsc::Receiver<NewLink>,
 ) -> Result<(), String> {
-    let (mut local_rd, mut local_wr) = match &forward {
+    let id = key.1;
+    let result = stream_task(&shared, id, first, &mut next).await;
+    {
+        let mut map = shared.registry.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&key);
+    }
+    next.close();
+    match &result {
+        Ok(()) => tracing::info!("stream {id:016x}: done"),
+        Err(e) => tracing::warn!("stream {id:016x}: {e}"),
+    }
+    result
+}
+
+async fn stream_task(
+    shared: &Shared,
+    id: u64,
+    mut link: NewLink,
+    next: &mut mpsc::Receiver<NewLink>,
+) -> Result<(), String> {
+    type Rd = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+    type Wr = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+    let mut backend: Option<std::net::TcpStream> = None;
+    let (mut local_rd, mut local_wr): (Rd, Wr) = match &shared.forward {
         Some(addr) => {
-            let tcp = TcpStream::connect(addr)
-                .await
-                .map_err(|e| format!("forward to {addr}: {e}"))?;
-            let (r, w) = tcp.into_split();
-            (
-                Box::new(r) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-                Box::new(w) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-            )
+            let tcp = match tokio::time::timeout(FORWARD_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => tcp,
+                Ok(Err(e)) => {
+                    let why = format!("{addr}: {e}");
+                    send_reset(&mut link.upstream, ResetCode::ForwardUnreachable, &why).await;
+                    return Err(format!("forward target unreachable: {why}"));
+                }
+                Err(_) => {
+                    let why = format!("{addr}: no answer within {FORWARD_TIMEOUT:?}");
+                    send_reset(&mut link.upstream, ResetCode::ForwardUnreachable, &why).await;
+                    return Err(format!("forward target unreachable: {why}"));
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let (r, w, keep) = crate::common::split_tcp(tcp).map_err(|e| e.to_string())?;
+            backend = Some(keep);
+            (Box::new(r), Box::new(w))
         }
         None => {
             // Echo: a pipe whose far end copies everything back.
@@ -139,35 +268,55 @@ async fn run_stream(
                 let _ = tokio::io::AsyncWriteExt::shutdown(&mut w).await;
             });
             let (r, w) = tokio::io::split(near);
-            (
-                Box::new(r) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-                Box::new(w) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-            )
+            (Box::new(r), Box::new(w))
         }
     };
-    let mut state = RelayState::new(id);
-    let mut upstream = (first, first_received);
+    let timing = shared.liveness.timing();
+    let mut stream = Stream::new(id);
     loop {
-        let (tls, received) = upstream;
         match pump(
-            &mut state,
+            &mut stream,
             &mut local_rd,
             &mut local_wr,
-            tls,
-            Some(received),
+            link,
+            Some(&mut *next),
+            timing,
         )
         .await
         {
-            Outcome::Done => {
-                tracing::info!("stream {id:016x}: done");
-                return Ok(());
+            PumpEnd::Replaced(n) => {
+                stream.on_disconnect();
+                tracing::info!("stream {id:016x}: a newer connection takes over");
+                link = n;
             }
-            Outcome::UpstreamLost => {
-                tracing::info!("stream {id:016x}: connection lost, waiting for resumption");
-                match tokio::time::timeout(RESUME_WAIT, next.recv()).await {
-                    Ok(Some(u)) => upstream = u,
-                    _ => return Err(format!("stream {id:016x}: client did not come back")),
+            PumpEnd::Done => {
+                // Kept a while: the client's last acknowledgement may have
+                // been lost, and it resumes to learn that all is done.
+                match tokio::time::timeout(LINGER, next.recv()).await {
+                    Ok(Some(n)) => link = n,
+                    _ => return Ok(()),
                 }
+            }
+            PumpEnd::Lost(why) => {
+                stream.on_disconnect();
+                tracing::info!("stream {id:016x}: connection lost ({why}); waiting for resumption");
+                match tokio::time::timeout(RESUME_WAIT, next.recv()).await {
+                    Ok(Some(n)) => link = n,
+                    _ => {
+                        return Err(format!(
+                            "client did not come back within {} s ({why})",
+                            RESUME_WAIT.as_secs()
+                        ))
+                    }
+                }
+            }
+            PumpEnd::Failed(why) => {
+                // A forward connection is reset, not ended cleanly: the
+                // service must not take a truncated stream for a whole one.
+                if let Some(keep) = &backend {
+                    crate::common::reset_on_close(keep);
+                }
+                return Err(why);
             }
         }
     }

@@ -1,0 +1,534 @@
+//! Issue 13: `mlstls` as a user meets it, with a proxy that cuts
+//! connections and a shell that kills processes. Every run must end with
+//! its output identical to its input, or with a non-zero exit and one
+//! clear line; never an exit 0 with bytes missing, never an endless loop.
+//! Time bounds here are deadlock guards only, far above what a run needs.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mlstls");
+/// A run that takes longer than this is hung.
+const GUARD: Duration = Duration::from_secs(120);
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("mlstls-faults-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let dir = Self(d);
+        for name in ["server", "client"] {
+            let out = Command::new(BIN)
+                .args(["keygen", "--out"])
+                .arg(dir.p(&format!("{name}.id")))
+                .args(["--name", name])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            std::fs::write(dir.p(&format!("{name}.pub")), out.stdout).unwrap();
+        }
+        dir
+    }
+    fn p(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16) {
+    for _ in 0..400 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port}");
+}
+
+fn server_cmd(dir: &Dir, port: u16, mode: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("server")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--identity")
+        .arg(dir.p("server.id"))
+        .arg("--trust")
+        .arg(dir.p("client.pub"))
+        .args(mode)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+fn server(dir: &Dir, port: u16, mode: &[&str]) -> Proc {
+    let p = Proc(server_cmd(dir, port, mode).spawn().unwrap());
+    wait_listening(port);
+    p
+}
+
+fn client(dir: &Dir, port: u16) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("client")
+        .arg("--connect")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--identity")
+        .arg(dir.p("client.id"))
+        .arg("--trust")
+        .arg(dir.p("server.pub"));
+    c
+}
+
+/// How the proxy cuts.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    Rst,
+    Fin,
+}
+
+/// A TCP proxy that cuts its first connection once `after` bytes went from
+/// client to server.
+fn cutting_proxy(listen: u16, target: u16, after: u64, how: Cut) {
+    let l = TcpListener::bind(("127.0.0.1", listen)).unwrap();
+    thread::spawn(move || {
+        for (n, inbound) in l.incoming().enumerate() {
+            let Ok(inbound) = inbound else { return };
+            let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            let limit = if n == 0 { after } else { u64::MAX };
+            let both = Arc::new(Mutex::new(Some((
+                inbound.try_clone().unwrap(),
+                outbound.try_clone().unwrap(),
+            ))));
+            let passed = Arc::new(AtomicU64::new(0));
+            for (mut a, mut b, count) in [
+                (
+                    inbound.try_clone().unwrap(),
+                    outbound.try_clone().unwrap(),
+                    true,
+                ),
+                (outbound, inbound, false),
+            ] {
+                let (both, passed) = (both.clone(), passed.clone());
+                thread::spawn(move || {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match a.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if b.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        if count && passed.fetch_add(n as u64, Ordering::SeqCst) + n as u64 >= limit
+                        {
+                            if let Some((x, y)) = both.lock().unwrap().take() {
+                                for s in [x, y] {
+                                    if let Cut::Rst = how {
+                                        socket2::SockRef::from(&s)
+                                            .set_linger(Some(Duration::ZERO))
+                                            .unwrap();
+                                    }
+                                    let _ = s.shutdown(Shutdown::Both);
+                                }
+                            }
+                            return;
+                        }
+                    }
+                    let _ = b.shutdown(Shutdown::Write);
+                });
+            }
+        }
+    });
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Runs `cmd` with `input` on stdin, returns (status, stdout, stderr);
+/// kills it after `GUARD`.
+fn pipe_through(mut cmd: Command, input: Vec<u8>) -> (Option<i32>, Vec<u8>, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let err_reader = thread::spawn(move || {
+        let mut v = String::new();
+        let _ = stderr.read_to_string(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > GUARD {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("client hung for {GUARD:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.code(),
+        reader.join().unwrap(),
+        err_reader.join().unwrap(),
+    )
+}
+
+/// Case 1: a cut after about 2 MiB of client bytes, with key updates every
+/// 256 KiB: the output must equal the input, or the client must fail.
+fn cut_mid_stream(how: Cut, runs: u64) {
+    let dir = Dir::new(&format!("cut-{how:?}"));
+    let port = free_port();
+    let _srv = server(&dir, port, &["--echo"]);
+    for run in 0..runs {
+        let proxy = free_port();
+        cutting_proxy(proxy, port, 2 * 1024 * 1024 + run * 7_777, how);
+        let input = random_bytes(4 * 1024 * 1024, run + 1);
+        let mut cmd = client(&dir, proxy);
+        cmd.args(["--update-after-bytes", "262144"]);
+        let (code, out, err) = pipe_through(cmd, input.clone());
+        assert_eq!(code, Some(0), "run {run}: client failed: {err}");
+        assert_eq!(out.len(), input.len(), "run {run}: bytes missing");
+        assert!(out == input, "run {run}: output differs from input");
+    }
+}
+
+#[test]
+fn rst_cut_mid_stream_loses_nothing() {
+    cut_mid_stream(Cut::Rst, 4);
+}
+
+#[test]
+fn fin_cut_mid_stream_loses_nothing() {
+    cut_mid_stream(Cut::Fin, 4);
+}
+
+/// Case 1, client to server: a discarding backend behind --forward counts
+/// what it got.
+#[test]
+fn cut_towards_a_forward_target_loses_nothing() {
+    let dir = Dir::new("cut-forward");
+    let sink = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sink_port = sink.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let got2 = got.clone();
+    thread::spawn(move || {
+        for c in sink.incoming() {
+            let Ok(mut c) = c else { return };
+            let got = got2.clone();
+            thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = c.read_to_end(&mut v);
+                got.lock().unwrap().push(v);
+            });
+        }
+    });
+    let port = free_port();
+    let _srv = server(
+        &dir,
+        port,
+        &["--forward", &format!("127.0.0.1:{sink_port}")],
+    );
+    let proxy = free_port();
+    cutting_proxy(proxy, port, 2 * 1024 * 1024, Cut::Rst);
+    let input = random_bytes(4 * 1024 * 1024, 42);
+    let mut cmd = client(&dir, proxy);
+    cmd.args(["--update-after-bytes", "262144"]);
+    let (code, out, err) = pipe_through(cmd, input.clone());
+    assert_eq!(code, Some(0), "client failed: {err}");
+    assert!(out.is_empty());
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1, "one backend connection");
+    assert_eq!(got[0].len(), input.len(), "bytes missing at the backend");
+    assert!(got[0] == input);
+}
+
+/// Case 2: the server is killed mid-stream and started again on the same
+/// identity and store. The client must fail with one line, not loop.
+#[test]
+fn server_restarted_mid_stream_fails_loudly() {
+    let dir = Dir::new("restart");
+    let port = free_port();
+    let mut srv = server(&dir, port, &["--echo"]);
+    let mut child = client(&dir, port)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // The stream is established once its first bytes come back.
+    stdin.write_all(b"first\n").unwrap();
+    let mut first = [0u8; 6];
+    stdout.read_exact(&mut first).unwrap();
+    srv.0.kill().unwrap();
+    srv.0.wait().unwrap();
+    let _srv2 = server(&dir, port, &["--echo"]);
+    let feeder = thread::spawn(move || {
+        for _ in 0..200 {
+            if stdin.write_all(b"more\n").is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < GUARD, "client loops after the restart");
+        thread::sleep(Duration::from_millis(50));
+    };
+    let _ = feeder.join();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("no longer has this stream"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// Case 3: the server cannot reach its forward target; the client says so.
+#[test]
+fn unreachable_forward_target_is_one_line() {
+    let dir = Dir::new("unreachable");
+    let port = free_port();
+    let _srv = server(&dir, port, &["--forward", "127.0.0.1:1"]);
+    let (code, out, err) = pipe_through(client(&dir, port), b"hi\n".to_vec());
+    assert_ne!(code, Some(0), "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("could not reach its forward target") && err.contains("refused"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// Case 5: a reader that goes away ends the client promptly, non-zero.
+#[test]
+fn client_stops_when_its_stdout_reader_goes_away() {
+    let dir = Dir::new("epipe");
+    let port = free_port();
+    let _srv = server(&dir, port, &["--echo"]);
+    let mut child = client(&dir, port)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    thread::spawn(move || {
+        let y = b"y\n".repeat(4096);
+        while stdin.write_all(&y).is_ok() {}
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [0u8; 100];
+    stdout.read_exact(&mut head).unwrap();
+    drop(stdout);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < GUARD, "client runs on without a reader");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    assert_ne!(status.code(), Some(101), "panicked");
+}
+
+/// Case 5: `pubkey` and `keygen` into a closed pipe fail, without a panic.
+#[test]
+fn printing_into_a_closed_pipe_is_an_error_not_a_panic() {
+    let dir = Dir::new("epipe-keys");
+    for args in [
+        vec![
+            "pubkey".to_string(),
+            dir.p("server.id").display().to_string(),
+        ],
+        vec![
+            "keygen".into(),
+            "--out".into(),
+            dir.p("new.id").display().to_string(),
+        ],
+    ] {
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_ne!(out.status.code(), Some(101), "{args:?} panicked: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// Case 4: out of file descriptors, the server backs off and keeps
+/// serving; idle connections are closed at the handshake timeout.
+#[test]
+fn server_survives_running_out_of_file_descriptors() {
+    let dir = Dir::new("fds");
+    let port = free_port();
+    let cmd = server_cmd(&dir, port, &["--echo"]);
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let script = format!("ulimit -n 128 && exec '{BIN}' {}", args.join(" "));
+    let mut srv = Proc(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(port);
+    let idle: Vec<TcpStream> = (0..200)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    thread::sleep(Duration::from_secs(2));
+    assert!(
+        srv.0.try_wait().unwrap().is_none(),
+        "the server exited when out of file descriptors"
+    );
+    // It still serves (the idle connections it accepted time out; a
+    // client may need a few tries while the backlog drains).
+    let start = Instant::now();
+    loop {
+        let (code, out, err) = pipe_through(client(&dir, port), b"hello".to_vec());
+        if code == Some(0) {
+            assert_eq!(out, b"hello");
+            break;
+        }
+        assert!(start.elapsed() < GUARD, "never served again: {err}");
+        assert!(srv.0.try_wait().unwrap().is_none(), "server exited: {err}");
+    }
+    drop(idle);
+}
+
+/// Sessions do not pile up: `sessions list`, `sweep` and `delete`.
+#[test]
+fn sessions_can_be_listed_swept_and_deleted() {
+    let dir = Dir::new("sessions");
+    let port = free_port();
+    let _srv = server(&dir, port, &["--echo"]);
+    let store = dir.p("client.sessions");
+    let mut c = client(&dir, port);
+    c.arg("--store").arg(&store);
+    let (code, _, err) = pipe_through(c, b"x".to_vec());
+    assert_eq!(code, Some(0), "{err}");
+    let list = Command::new(BIN)
+        .args(["sessions", "list", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(list.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let id = text.split_whitespace().next().unwrap().to_string();
+    // Nothing is older than a day; a lifetime of 0 s sweeps everything.
+    let keep = Command::new(BIN)
+        .args([
+            "sessions",
+            "sweep",
+            "--session-lifetime",
+            "86400",
+            "--store",
+        ])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&keep.stdout),
+        "deleted 0 sessions\n"
+    );
+    let del = Command::new(BIN)
+        .args(["sessions", "delete", "--store"])
+        .arg(&store)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(
+        del.status.success(),
+        "{}",
+        String::from_utf8_lossy(&del.stderr)
+    );
+    let again = Command::new(BIN)
+        .args(["sessions", "delete", "--store"])
+        .arg(&store)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let sweep = Command::new(BIN)
+        .args(["sessions", "sweep", "--session-lifetime", "0", "--store"])
+        .arg(dir.p("server.id.sessions"))
+        .output()
+        .unwrap();
+    assert!(sweep.status.success());
+    assert!(String::from_utf8_lossy(&sweep.stdout).starts_with("deleted "));
+}
