@@ -261,3 +261,37 @@ fn unread_data_does_not_freeze_the_confirmation_timer() {
     assert!(matches!(err, Error::Timeout(_)));
     assert!(err.to_string().contains("unread"), "{err}");
 }
+
+/// Found by the load run (1,000 connections streaming both ways on 2
+/// cores): an EpochKeyUpdate queued behind megabytes of socket buffers took
+/// longer than the timeout although both peers were alive and reading, and
+/// healthy links died. Records arriving from the peer (or the transport
+/// taking our bytes) show progress and extend the deadline, up to
+/// CONFIRM_CAP timeouts after the update left.
+#[test]
+fn a_peer_that_keeps_making_progress_extends_the_confirmation_deadline_up_to_a_cap() {
+    use std::io::Write;
+    let t = setup(Duration::from_secs(60));
+    let (mut c, mut s) = connected(&t);
+    c.request_key_update().unwrap();
+    let left = t.clock.now();
+    let _update_stuck_in_the_network = take(&mut c);
+    let cap = left + Duration::from_secs(60) * mls_tls::conn::CONFIRM_CAP;
+    // The peer keeps sending data (its confirmation is behind it).
+    let mut last = left;
+    while t.clock.now() + Duration::from_secs(30) < cap {
+        t.clock.advance(Duration::from_secs(30));
+        s.writer().write_all(b"more data from a live peer").unwrap();
+        feed(&mut c, &take(&mut s)).unwrap();
+        last = t.clock.now();
+        assert_eq!(
+            c.poll_timeout(),
+            Some((last + Duration::from_secs(60)).min(cap))
+        );
+        c.handle_timeout(t.clock.now()).unwrap();
+    }
+    // Without progress the usual timeout applies, and never past the cap.
+    t.clock
+        .advance((last + Duration::from_secs(60)).min(cap) - t.clock.now());
+    assert!(is_timeout(c.handle_timeout(t.clock.now())));
+}

@@ -28,7 +28,11 @@ pub struct UpdatePolicy {
     /// Update after this many application bytes sent plus received.
     /// Default 1 GiB.
     pub bytes: Option<u64>,
-    /// Close if an update is not confirmed within this time. Default 60 s.
+    /// Close if an update is not confirmed within this time after it left
+    /// or after the peer last showed progress (a record arrived, the
+    /// transport took our bytes), and in any case within
+    /// [`CONFIRM_CAP`](super::CONFIRM_CAP) times this after it left.
+    /// Default 60 s (SPEC 7, 9a).
     pub confirm_timeout: Duration,
 }
 

@@ -17,6 +17,10 @@ use crate::profile::suite::CipherSuite;
 use crate::record::{write_plaintext, ContentType, Deframer, RecordOpener, RecordSealer};
 use crate::schedule::Side;
 
+/// However the peer progresses, an update must be confirmed within this
+/// many confirmation timeouts after it left.
+pub const CONFIRM_CAP: u32 = 10;
+
 /// How far handshake answers may take the queued TLS bytes beyond the send
 /// buffer limit before input waits for output to drain.
 const OUTPUT_MARGIN: usize = 64 * 1024;
@@ -102,6 +106,8 @@ pub struct ConnectionCore {
     /// When our ConnectionUpdate left (was written by `write_tls`): the
     /// confirmation timeout counts from here (SPEC 9a).
     update_sent: Option<Instant>,
+    /// When the peer last showed progress while our update waits.
+    peer_progress: Option<Instant>,
     /// When (and at which `written_total`) a blocking adapter last looked
     /// for incoming handshake messages while the application only writes.
     last_peek: Option<(Instant, u64)>,
@@ -149,6 +155,7 @@ impl ConnectionCore {
             written_total: 0,
             update_ends_at: None,
             update_sent: None,
+            peer_progress: None,
             last_peek: None,
         }
     }
@@ -183,10 +190,13 @@ impl ConnectionCore {
     }
 
     /// When this connection next needs [`handle_timeout`](Self::handle_timeout)
-    /// if nothing else happens: the handshake deadline while handshaking,
-    /// the update-confirmation deadline while our ConnectionUpdate waits
-    /// (counted from when it left, paused while received plaintext is at
-    /// its limit). `None`: no timer runs (SPEC 9a).
+    /// if nothing else happens: the handshake deadline while handshaking;
+    /// while our ConnectionUpdate waits for its EpochKeyUpdate,
+    /// `confirm_timeout` after it left or after the peer last showed
+    /// progress (a record arrived, or the transport took our bytes),
+    /// whichever is later, but never more than [`CONFIRM_CAP`] times
+    /// `confirm_timeout` after it left. `None`: no timer runs (SPEC 9a;
+    /// `docs/PROTOCOL.md` says why progress counts).
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.error.is_some() {
             return None;
@@ -194,8 +204,20 @@ impl ConnectionCore {
         if self.is_handshaking() {
             return Some(self.started + self.common.handshake_timeout);
         }
-        self.update_sent
-            .map(|sent| sent + self.common.update_policy.confirm_timeout)
+        let sent = self.update_sent?;
+        let timeout = self.common.update_policy.confirm_timeout;
+        let from = self.peer_progress.map_or(sent, |p| p.max(sent));
+        Some((from + timeout).min(sent + timeout * CONFIRM_CAP))
+    }
+
+    /// Notes that the peer showed it is alive and in order while our
+    /// update waits: its EpochKeyUpdate is behind what it already sent or
+    /// has yet to read, and nobody on the path can hold it back without
+    /// breaking the record sequence.
+    fn note_peer_progress(&mut self) {
+        if self.update_sent.is_some() {
+            self.peer_progress = Some(self.common.clock.now());
+        }
     }
 
     /// Tells the connection that the time is `now`: processes every record
@@ -261,6 +283,7 @@ impl ConnectionCore {
         if self.engine.state() != State::AwaitingEpochKeyUpdate || self.peer_closed {
             self.update_ends_at = None;
             self.update_sent = None;
+            self.peer_progress = None;
         }
     }
 
@@ -371,6 +394,8 @@ impl ConnectionCore {
                     }
                 }
             }
+            // An authenticated record from the peer: it is alive, in order.
+            self.note_peer_progress();
             if handshake {
                 while let Some(m) = self.joiner.next_message()? {
                     if self.sent_close && m.typ == HandshakeType::ConnectionUpdate {
@@ -642,6 +667,10 @@ impl ConnectionCore {
             // Our ConnectionUpdate left: its confirmation timer starts.
             self.update_ends_at = None;
             self.update_sent = Some(self.common.clock.now());
+            self.peer_progress = None;
+        } else if n > 0 {
+            // The transport took bytes: the peer reads.
+            self.note_peer_progress();
         }
         if self.sendable_start == self.sendable.len() {
             // Everything sent: free the buffer rather than keep it idle.

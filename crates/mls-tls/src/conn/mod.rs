@@ -50,7 +50,7 @@ pub use self::config::{
     ClientConfig, CommonConfig, ServerConfig, UpdatePolicy, DEFAULT_BUFFER_LIMIT,
 };
 use self::core::EarlyData;
-pub use self::core::{ConnectionCore, IoState};
+pub use self::core::{ConnectionCore, IoState, CONFIRM_CAP};
 use crate::error::Error;
 use crate::profile::engine::Engine;
 use crate::profile::store::SessionId;
