@@ -532,3 +532,220 @@ fn sessions_can_be_listed_swept_and_deleted() {
     assert!(sweep.status.success());
     assert!(String::from_utf8_lossy(&sweep.stdout).starts_with("deleted "));
 }
+
+/// The library's example binaries (`cargo test --workspace` builds them
+/// next to ours).
+fn example(name: &str) -> PathBuf {
+    let p = std::path::Path::new(BIN)
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: `cargo test --workspace` builds it; to run this test alone, `cargo build -p mls-tls --examples` first",
+        p.display()
+    );
+    p
+}
+
+/// Starts the library's `echo_server`; returns it and its key as a trust
+/// line for `mlstls client`.
+fn library_echo_server(dir: &Dir) -> (Proc, u16, PathBuf) {
+    let port = free_port();
+    let mut child = Command::new(example("echo_server"))
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let key = line.trim().rsplit(' ').next().unwrap().to_string();
+    // The suite is the default one, as `keygen` makes.
+    let ours = std::fs::read_to_string(dir.p("server.pub")).unwrap();
+    let suite = ours.split_whitespace().nth(1).unwrap().to_string();
+    let trust = dir.p("echo-server.pub");
+    std::fs::write(&trust, format!("mlstls-key {suite} {key} echo-server\n")).unwrap();
+    let p = Proc(child);
+    wait_listening(port);
+    (p, port, trust)
+}
+
+fn client_trusting(port: u16, dir: &Dir, trust: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("client")
+        .arg("--connect")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--identity")
+        .arg(dir.p("client.id"))
+        .arg("--trust")
+        .arg(trust);
+    c
+}
+
+/// Plain MLS-TLS: `mlstls client --plain` with the library's echo server.
+#[test]
+fn plain_client_talks_to_the_library_echo_server() {
+    let dir = Dir::new("plain-client");
+    let (_srv, port, trust) = library_echo_server(&dir);
+    let input = random_bytes(300_000, 5);
+    let mut cmd = client_trusting(port, &dir, &trust);
+    cmd.arg("--plain");
+    let (code, out, err) = pipe_through(cmd, input.clone());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out == input,
+        "output differs: {} of {} bytes",
+        out.len(),
+        input.len()
+    );
+}
+
+/// A stream client meets a plain echo (its HELLO comes back): one line
+/// that says to use --plain, no output.
+#[test]
+fn stream_client_against_a_plain_peer_says_use_plain() {
+    let dir = Dir::new("plain-mismatch-echo");
+    let (_srv, port, trust) = library_echo_server(&dir);
+    let (code, out, err) = pipe_through(client_trusting(port, &dir, &trust), b"hi\n".to_vec());
+    assert_ne!(code, Some(0), "{err}");
+    assert!(out.is_empty(), "{out:?}");
+    assert!(
+        err.contains("plain MLS-TLS") && err.contains("--plain"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// A server that accepts any client key (`--ca` with `--client-auth off`):
+/// the library's echo client has a fresh key every run.
+fn open_server(dir: &Dir, port: u16, mode: &[&str]) -> (Proc, Arc<Mutex<String>>) {
+    let out = Command::new(BIN)
+        .args(["ca", "--cert"])
+        .arg(dir.p("ca.pem"))
+        .arg("--key")
+        .arg(dir.p("ca.key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut c = Command::new(BIN);
+    c.arg("server")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--identity")
+        .arg(dir.p("server.id"))
+        .arg("--ca")
+        .arg(dir.p("ca.pem"))
+        .args(["--client-auth", "off"])
+        .args(mode);
+    let (p, log) = spawn_logged(c);
+    wait_listening(port);
+    (p, log)
+}
+
+/// Spawns `cmd` with its stderr collected.
+fn spawn_logged(mut cmd: Command) -> (Proc, Arc<Mutex<String>>) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let l = log.clone();
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            l.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (Proc(child), log)
+}
+
+/// Waits (deadlock guard only) until `log` contains `what`.
+fn wait_for_log(log: &Mutex<String>, what: &str) {
+    let start = Instant::now();
+    while !log.lock().unwrap().contains(what) {
+        assert!(
+            start.elapsed() < GUARD,
+            "never logged {what:?}: {}",
+            log.lock().unwrap()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn server_key_hex(dir: &Dir) -> String {
+    let line = std::fs::read_to_string(dir.p("server.pub")).unwrap();
+    line.split_whitespace().nth(2).unwrap().to_string()
+}
+
+/// Plain MLS-TLS: the library's echo client with `mlstls server --plain`.
+#[test]
+fn library_echo_client_talks_to_plain_server() {
+    let dir = Dir::new("plain-server");
+    let port = free_port();
+    let (_srv, _log) = open_server(&dir, port, &["--plain", "--echo"]);
+    let mut cmd = Command::new(example("echo_client"));
+    cmd.arg(format!("127.0.0.1:{port}"))
+        .arg(server_key_hex(&dir));
+    let input = b"hello\nplain MLS-TLS\n".repeat(50);
+    let (code, out, err) = pipe_through(cmd, input.clone());
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, input);
+}
+
+/// The library's echo client meets a stream server: the server refuses
+/// and says why (the example cannot tell its user).
+#[test]
+fn stream_server_refuses_a_plain_client_and_says_why() {
+    let dir = Dir::new("plain-mismatch-server");
+    let port = free_port();
+    let (_srv, log) = open_server(&dir, port, &["--echo"]);
+    let mut cmd = Command::new(example("echo_client"));
+    cmd.arg(format!("127.0.0.1:{port}"))
+        .arg(server_key_hex(&dir));
+    let _ = pipe_through(cmd, b"hello\n".to_vec());
+    wait_for_log(&log, "then start the server with --plain");
+}
+
+/// Mismatched `mlstls` pairs fail on both sides with a clear line, and
+/// no bytes of the other protocol come out as data.
+#[test]
+fn mismatched_mlstls_pairs_fail_clearly() {
+    let dir = Dir::new("plain-mismatch-cli");
+    // Plain client, stream server.
+    let port = free_port();
+    let _srv = server(&dir, port, &["--echo"]);
+    let mut cmd = client(&dir, port);
+    cmd.arg("--plain");
+    let (code, out, err) = pipe_through(cmd, b"hello\n".to_vec());
+    assert_ne!(code, Some(0), "{err}");
+    assert!(out.is_empty(), "{out:?}");
+    assert!(err.contains("start the client without --plain"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    // Stream client, plain server.
+    let port = free_port();
+    let (_srv, log) = spawn_logged({
+        let mut c = server_cmd(&dir, port, &["--plain", "--echo"]);
+        c.stderr(Stdio::piped());
+        c
+    });
+    wait_listening(port);
+    let (code, out, err) = pipe_through(client(&dir, port), b"hello\n".to_vec());
+    assert_ne!(code, Some(0), "{err}");
+    assert!(out.is_empty(), "{out:?}");
+    assert!(err.contains("start the client with --plain"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    wait_for_log(&log, "speaks the mlstls resumable stream");
+}
