@@ -749,3 +749,263 @@ fn mismatched_mlstls_pairs_fail_clearly() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     wait_for_log(&log, "speaks the mlstls resumable stream");
 }
+
+/// What a [`Proxy`] does to one connection.
+#[derive(Clone, Copy, Debug, Default)]
+struct Plan {
+    /// After this many bytes (both directions), apply `fault`.
+    after: u64,
+    fault: Option<Fault>,
+    /// Milliseconds of delay before forwarding each chunk.
+    delay_ms: u64,
+    /// Forward in pieces of at most this many bytes (0: whole chunks).
+    fragment: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// Reset both sides.
+    Rst,
+    /// Close both sides cleanly (FIN).
+    Fin,
+    /// Stop forwarding both ways without closing anything: a half-open
+    /// connection, as when a peer vanishes or a NAT forgets it.
+    Freeze,
+}
+
+/// A TCP proxy whose connections follow [`Plan`]s; its target can change
+/// (a restarted server) and it can refuse connections for a while.
+struct Proxy {
+    port: u16,
+    target: Arc<std::sync::atomic::AtomicU16>,
+    /// While false, new connections are closed at once.
+    open: Arc<std::sync::atomic::AtomicBool>,
+    /// Frozen connections, kept open until the proxy goes.
+    frozen: Arc<Mutex<Vec<TcpStream>>>,
+    faults: Arc<Mutex<Vec<Fault>>>,
+}
+
+impl Proxy {
+    fn start(target: u16, mut plan: impl FnMut(usize) -> Plan + Send + 'static) -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let p = Self {
+            port,
+            target: Arc::new(target.into()),
+            open: Arc::new(true.into()),
+            frozen: Arc::default(),
+            faults: Arc::default(),
+        };
+        let (target, open, frozen, faults) = (
+            p.target.clone(),
+            p.open.clone(),
+            p.frozen.clone(),
+            p.faults.clone(),
+        );
+        thread::spawn(move || {
+            for (n, inbound) in l.incoming().enumerate() {
+                let Ok(inbound) = inbound else { return };
+                if !open.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let to = target.load(Ordering::SeqCst);
+                let Ok(outbound) = TcpStream::connect(("127.0.0.1", to)) else {
+                    continue;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                let plan = plan(n);
+                let conn = Arc::new(Conn {
+                    sockets: Mutex::new(Some((
+                        inbound.try_clone().unwrap(),
+                        outbound.try_clone().unwrap(),
+                    ))),
+                    passed: AtomicU64::new(0),
+                    state: Mutex::new(None),
+                });
+                for (a, b) in [
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                    (outbound, inbound),
+                ] {
+                    let (conn, frozen, faults) = (conn.clone(), frozen.clone(), faults.clone());
+                    thread::spawn(move || conn.forward(a, b, plan, &frozen, &faults));
+                }
+            }
+        });
+        p
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        for s in self.frozen.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+struct Conn {
+    sockets: Mutex<Option<(TcpStream, TcpStream)>>,
+    passed: AtomicU64,
+    /// The fault once applied.
+    state: Mutex<Option<Fault>>,
+}
+
+impl Conn {
+    fn forward(
+        &self,
+        mut a: TcpStream,
+        mut b: TcpStream,
+        plan: Plan,
+        graveyard: &Mutex<Vec<TcpStream>>,
+        faults: &Mutex<Vec<Fault>>,
+    ) {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match a.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if self.state.lock().unwrap().is_some() {
+                return;
+            }
+            if plan.delay_ms > 0 {
+                thread::sleep(Duration::from_millis(plan.delay_ms));
+            }
+            let before = self.passed.fetch_add(n as u64, Ordering::SeqCst);
+            let mut n = n;
+            let fire = plan.fault.filter(|_| before + n as u64 >= plan.after);
+            if fire.is_some() {
+                n = plan.after.saturating_sub(before) as usize;
+            }
+            let piece = if plan.fragment == 0 {
+                n.max(1)
+            } else {
+                plan.fragment
+            };
+            for chunk in buf[..n].chunks(piece) {
+                if b.write_all(chunk).is_err() {
+                    break;
+                }
+            }
+            if let Some(fault) = fire {
+                let mut st = self.state.lock().unwrap();
+                if st.is_none() {
+                    *st = Some(fault);
+                    faults.lock().unwrap().push(fault);
+                    if let Some((x, y)) = self.sockets.lock().unwrap().take() {
+                        for s in [x, y] {
+                            match fault {
+                                Fault::Rst => {
+                                    let _ =
+                                        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                                    let _ = s.shutdown(Shutdown::Both);
+                                }
+                                Fault::Fin => {
+                                    let _ = s.shutdown(Shutdown::Both);
+                                }
+                                Fault::Freeze => graveyard.lock().unwrap().push(s),
+                            }
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        if self.state.lock().unwrap().is_none() {
+            let _ = b.shutdown(Shutdown::Write);
+        }
+    }
+}
+
+fn liveness_client(dir: &Dir, port: u16) -> Command {
+    let mut c = client(dir, port);
+    c.args(["-v", "--keepalive", "1", "--idle-timeout", "3"]);
+    c
+}
+
+/// Issue 13 liveness: the connection goes half-open (no FIN, no RST) mid
+/// stream. Both sides must notice through keepalive and idle timeout (no
+/// new connection is let through until the server has noticed on its
+/// own), then the client resumes through a fresh connection and the
+/// stream completes identical.
+#[test]
+fn a_half_open_connection_is_noticed_by_both_sides() {
+    let dir = Dir::new("half-open");
+    let port = free_port();
+    let (_srv, log) = spawn_logged({
+        let mut c = server_cmd(
+            &dir,
+            port,
+            &["--echo", "--keepalive", "1", "--idle-timeout", "3"],
+        );
+        c.arg("-v").stderr(Stdio::piped());
+        c
+    });
+    wait_listening(port);
+    let proxy = Proxy::start(port, |n| Plan {
+        after: if n == 0 { 1 << 20 } else { 0 },
+        fault: (n == 0).then_some(Fault::Freeze),
+        ..Plan::default()
+    });
+    let open = proxy.open.clone();
+    let faults = proxy.faults.clone();
+    // Closed as soon as the first connection freezes.
+    thread::spawn(move || {
+        while faults.lock().unwrap().is_empty() {
+            thread::sleep(Duration::from_millis(5));
+        }
+        open.store(false, Ordering::SeqCst);
+    });
+    let input = random_bytes(3 * 1024 * 1024, 77);
+    let cmd = liveness_client(&dir, proxy.port);
+    let expect = input.clone();
+    let run = thread::spawn(move || pipe_through(cmd, expect));
+    wait_for_log(&log, "nothing from the peer for 3 s");
+    proxy.open.store(true, Ordering::SeqCst);
+    let (code, out, err) = run.join().unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out == input,
+        "output differs: {} of {} bytes",
+        out.len(),
+        input.len()
+    );
+    assert!(err.contains("nothing from the peer for 3 s"), "{err}");
+}
+
+/// Issue 13 liveness: a resumed connection takes over from an older one
+/// at once. The server's idle timeout is far above the deadlock guard, so
+/// only the takeover lets the stream finish.
+#[test]
+fn a_resumed_connection_takes_over_at_once() {
+    let dir = Dir::new("takeover");
+    let port = free_port();
+    let (_srv, log) = spawn_logged({
+        let mut c = server_cmd(
+            &dir,
+            port,
+            &["--echo", "--keepalive", "1", "--idle-timeout", "3600"],
+        );
+        c.arg("-v").stderr(Stdio::piped());
+        c
+    });
+    wait_listening(port);
+    let proxy = Proxy::start(port, |n| Plan {
+        after: if n == 0 { 1 << 20 } else { 0 },
+        fault: (n == 0).then_some(Fault::Freeze),
+        ..Plan::default()
+    });
+    let input = random_bytes(3 * 1024 * 1024, 78);
+    let (code, out, err) = pipe_through(liveness_client(&dir, proxy.port), input.clone());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out == input,
+        "output differs: {} of {} bytes",
+        out.len(),
+        input.len()
+    );
+    assert!(err.contains("nothing from the peer for 3 s"), "{err}");
+    wait_for_log(&log, "a newer connection takes over");
+    assert!(!log.lock().unwrap().contains("nothing from the peer"));
+}
