@@ -1009,3 +1009,312 @@ fn a_resumed_connection_takes_over_at_once() {
     wait_for_log(&log, "a newer connection takes over");
     assert!(!log.lock().unwrap().contains("nothing from the peer"));
 }
+
+/// A small seeded generator (splitmix64): chaos runs reproduce from their
+/// seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn percent(&mut self, p: u64) -> bool {
+        self.below(100) < p
+    }
+}
+
+/// How one client run ended.
+#[derive(Debug)]
+enum Outcome {
+    Identical,
+    /// A non-zero exit (or a reset tunnel connection) with this message.
+    Loud(String),
+    /// We killed the client (the run starts it again).
+    Killed,
+    /// Output differs from input without a failure, or a failure without
+    /// a message: what the chaos test exists to find.
+    Silent(String),
+}
+
+const CHAOS_LIVENESS: [&str; 6] = [
+    "--keepalive",
+    "1",
+    "--idle-timeout",
+    "2",
+    "--update-after-bytes",
+    "65536",
+];
+
+/// The last line a failing client wrote, without the log prefix.
+fn last_message(err: &str) -> Option<String> {
+    let line = err.lines().rev().find(|l| !l.trim().is_empty())?;
+    let line = line.trim();
+    let msg = match line.find("mlstls::client: ") {
+        Some(i) => &line[i + "mlstls::client: ".len()..],
+        None => line,
+    };
+    Some(msg.to_string())
+}
+
+/// Drives the server's faults during one client run.
+struct ChaosServer<'a> {
+    dir: &'a Dir,
+    proc: Proc,
+    proxy: &'a Proxy,
+    /// Kill -9 it at this point of the run, then start it again.
+    kill_at: Option<Duration>,
+    kills: usize,
+}
+
+impl ChaosServer<'_> {
+    fn start(dir: &Dir) -> (Proc, u16) {
+        let port = free_port();
+        (
+            server(dir, port, &[&["--echo"][..], &CHAOS_LIVENESS].concat()),
+            port,
+        )
+    }
+    fn tick(&mut self, elapsed: Duration) {
+        if self.kill_at.is_some_and(|t| elapsed >= t) {
+            self.kill_at = None;
+            let _ = self.proc.0.kill();
+            let _ = self.proc.0.wait();
+            let (p, port) = Self::start(self.dir);
+            self.proc = p;
+            self.proxy.target.store(port, Ordering::SeqCst);
+            self.kills += 1;
+        }
+    }
+}
+
+/// One client run through `proxy`, stdin/stdout or tunnel; the client is
+/// killed at `kill_client`.
+fn chaos_attempt(
+    dir: &Dir,
+    srv: &mut ChaosServer<'_>,
+    tunnel: bool,
+    input: &[u8],
+    kill_client: Option<Duration>,
+) -> Outcome {
+    /// A run that takes longer than this is hung (a deadlock guard).
+    const RUN_GUARD: Duration = Duration::from_secs(60);
+    let mut cmd = client(dir, srv.proxy.port);
+    cmd.args(CHAOS_LIVENESS).args(["--retry-for", "10"]);
+    let local = free_port();
+    if tunnel {
+        cmd.arg("--listen").arg(format!("127.0.0.1:{local}"));
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err_reader = thread::spawn(move || {
+        let mut v = String::new();
+        let _ = stderr.read_to_string(&mut v);
+        v
+    });
+    let start = Instant::now();
+    // The local side: input goes in (then its end), output comes out.
+    let data = input.to_vec();
+    let mut drain: Box<dyn Read + Send> = if tunnel {
+        let conn = loop {
+            if let Ok(c) = TcpStream::connect(("127.0.0.1", local)) {
+                break c;
+            }
+            assert!(start.elapsed() < RUN_GUARD, "tunnel never listened");
+            thread::sleep(Duration::from_millis(20));
+        };
+        let mut feed = conn.try_clone().unwrap();
+        thread::spawn(move || {
+            let _ = feed.write_all(&data);
+            let _ = feed.shutdown(Shutdown::Write);
+        });
+        Box::new(conn)
+    } else {
+        let mut feed = child.stdin.take().unwrap();
+        thread::spawn(move || {
+            let _ = feed.write_all(&data);
+        });
+        Box::new(child.stdout.take().unwrap())
+    };
+    let reader = thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match drain.read(&mut buf) {
+                Ok(0) => return (out, None),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) => return (out, Some(e.to_string())),
+            }
+        }
+    });
+    let mut killed = false;
+    let status = loop {
+        let elapsed = start.elapsed();
+        srv.tick(elapsed);
+        if !killed && kill_client.is_some_and(|t| elapsed >= t) {
+            let _ = child.kill();
+            killed = true;
+        }
+        if tunnel && reader.is_finished() {
+            break None;
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if elapsed > RUN_GUARD {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "a chaos run hung for {RUN_GUARD:?}: {}",
+                err_reader.join().unwrap()
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    if tunnel && !killed {
+        // The tunnel's local connection ended: the client is done with it.
+        thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (out, read_err) = reader.join().unwrap();
+    let err = err_reader.join().unwrap();
+    if killed {
+        return Outcome::Killed;
+    }
+    let prefix = out.len() <= input.len() && out == input[..out.len()];
+    let failed = if tunnel {
+        read_err.is_some()
+    } else {
+        !status.is_some_and(|s| s.success())
+    };
+    match (failed, last_message(&err)) {
+        (false, _) if out == input => Outcome::Identical,
+        (false, _) => Outcome::Silent(format!(
+            "success with {} of {} bytes, {}",
+            out.len(),
+            input.len(),
+            if prefix { "a prefix" } else { "not a prefix" }
+        )),
+        (true, Some(msg)) if prefix => Outcome::Loud(msg),
+        (true, Some(msg)) => Outcome::Silent(format!("output is not a prefix of the input: {msg}")),
+        (true, None) => Outcome::Silent(format!("failed without a message ({read_err:?})")),
+    }
+}
+
+/// Issue 13: chaos. Every run streams random bytes both ways (an echo)
+/// with key updates every 64 KiB, through a proxy that cuts (RST, FIN,
+/// half-open), delays and fragments connections, while the server and the
+/// client are killed with SIGKILL and started again at random moments;
+/// half the runs in tunnel mode. Each run must end identical, or with a
+/// failure and a message, within a deadlock guard; a silent difference
+/// fails the test. `MLSTLS_CHAOS_SEED` repeats a seed, `MLSTLS_CHAOS_RUNS`
+/// sets the number of runs (default 60).
+#[test]
+fn chaos() {
+    let seed: u64 = match std::env::var("MLSTLS_CHAOS_SEED") {
+        Ok(s) => s.parse().expect("MLSTLS_CHAOS_SEED: a number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    };
+    let runs: u64 = std::env::var("MLSTLS_CHAOS_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    eprintln!("chaos: seed {seed} (MLSTLS_CHAOS_SEED={seed} repeats it), {runs} runs");
+    let dir = Dir::new("chaos");
+    let started = Instant::now();
+    let (mut identical, mut loud, mut silent) = (0, Vec::new(), Vec::new());
+    let (mut server_kills, mut client_kills) = (0, 0);
+    let mut faults: Vec<Fault> = Vec::new();
+    for run in 0..runs {
+        let mut rng = Rng(seed ^ run.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let tunnel = run % 2 == 1;
+        let size = 16 * 1024 + rng.below(768 * 1024) as usize;
+        let input = random_bytes(size, rng.next());
+        let mut plans = Rng(rng.next());
+        let wire = 2 * size as u64;
+        let (proc, port) = ChaosServer::start(&dir);
+        let proxy = Proxy::start(port, move |n| {
+            // Later connections are spared, so that runs can finish.
+            let fault = if n < 6 && plans.percent(70) {
+                Some([Fault::Rst, Fault::Fin, Fault::Freeze][plans.below(3) as usize])
+            } else {
+                None
+            };
+            Plan {
+                after: plans.below(wire),
+                fault,
+                delay_ms: if plans.percent(25) {
+                    1 + plans.below(3)
+                } else {
+                    0
+                },
+                fragment: if plans.percent(25) {
+                    7 + plans.below(1500) as usize
+                } else {
+                    0
+                },
+            }
+        });
+        let mut srv = ChaosServer {
+            dir: &dir,
+            proc,
+            proxy: &proxy,
+            kill_at: rng
+                .percent(30)
+                .then(|| Duration::from_millis(rng.below(1500))),
+            kills: 0,
+        };
+        let mut kill_client = rng
+            .percent(30)
+            .then(|| Duration::from_millis(rng.below(1500)));
+        let outcome = loop {
+            match chaos_attempt(&dir, &mut srv, tunnel, &input, kill_client.take()) {
+                Outcome::Killed => client_kills += 1,
+                o => break o,
+            }
+        };
+        server_kills += srv.kills;
+        faults.extend(proxy.faults.lock().unwrap().iter().copied());
+        let mode = if tunnel { "tunnel" } else { "stdin" };
+        eprintln!("chaos run {run} ({mode}, {size} bytes): {outcome:?}");
+        match outcome {
+            Outcome::Identical => identical += 1,
+            Outcome::Loud(m) => loud.push(m),
+            Outcome::Silent(m) => silent.push(format!("run {run}: {m}")),
+            Outcome::Killed => unreachable!(),
+        }
+    }
+    let count = |f| faults.iter().filter(|&&x| x == f).count();
+    eprintln!(
+        "chaos: seed {seed}: {runs} runs in {:?}: {identical} identical, {} loud failures, {} silent; \
+         proxy faults: {} RST, {} FIN, {} half-open; {server_kills} server and {client_kills} client kills",
+        started.elapsed(),
+        loud.len(),
+        silent.len(),
+        count(Fault::Rst),
+        count(Fault::Fin),
+        count(Fault::Freeze),
+    );
+    for m in &loud {
+        eprintln!("chaos: loud: {m}");
+    }
+    assert!(
+        silent.is_empty(),
+        "seed {seed}: silent failures: {silent:#?}"
+    );
+}
