@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::{accept_backoff, runtime, ChannelArgs, LivenessArgs};
+use crate::plain::PlainError;
 use crate::relay::{pump, LinkIo, PumpEnd, Timing};
 use crate::stream::{Decoder, Stream};
 
@@ -36,6 +37,11 @@ pub(crate) struct ClientArgs {
     /// made no progress (no byte acknowledged or delivered).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     retry_for: u64,
+    /// Plain MLS-TLS: the application bytes as they are, for servers that
+    /// are not `mlstls server` (no resumable stream: a cut connection is
+    /// an error, never resumed). The server must use --plain too.
+    #[arg(long)]
+    plain: bool,
 }
 
 /// What a stream needs besides its local side.
@@ -45,6 +51,7 @@ struct Ctx {
     server: String,
     timing: Timing,
     retry_for: Duration,
+    plain: bool,
 }
 
 pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
@@ -55,6 +62,7 @@ pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
         server: args.connect.clone(),
         timing: args.liveness.timing(),
         retry_for: Duration::from_secs(args.retry_for),
+        plain: args.plain,
     };
     runtime()?.block_on(async move {
         match &args.listen {
@@ -116,6 +124,18 @@ async fn carry(
         .connect(tcp)
         .await
         .map_err(|e| describe(server, e).1)?;
+    if ctx.plain {
+        return match crate::plain::relay(tls, local_rd, local_wr, false).await {
+            Ok(()) => Ok(()),
+            Err(PlainError::StreamPeer) => Err(format!(
+                "{server} speaks the mlstls resumable stream, not plain MLS-TLS: start the client without --plain"
+            )),
+            Err(PlainError::Link(e)) => Err(format!(
+                "connection to {server} lost ({e}); --plain does not resume, bytes in flight may be lost"
+            )),
+            Err(PlainError::Local(e)) => Err(e),
+        };
+    }
     let mut session = session_of(&tls)?;
     let mut stream = Stream::new(random_id()?);
     let builder = backon::ExponentialBuilder::default()

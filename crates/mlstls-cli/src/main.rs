@@ -14,6 +14,7 @@ mod common;
 mod demo;
 mod keys;
 mod pki;
+mod plain;
 mod relay;
 mod server;
 mod sessions;

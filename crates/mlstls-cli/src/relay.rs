@@ -216,6 +216,12 @@ where
                 last_tx = Instant::now();
             }
             () = tokio::time::sleep_until(last_rx + timing.idle_timeout) => {
+                if !synced {
+                    return PumpEnd::Lost(format!(
+                        "no stream HELLO from the peer for {} s (a plain MLS-TLS peer? then use --plain)",
+                        timing.idle_timeout.as_secs()
+                    ));
+                }
                 return PumpEnd::Lost(format!(
                     "nothing from the peer for {} s (keepalive missing: a half-open connection?)",
                     timing.idle_timeout.as_secs()

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use clap::Args;
 use mls_tls::tokio::{Acceptor, TlsStream};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::common::{accept_backoff, runtime, ChannelArgs, LivenessArgs};
+use crate::plain::PlainError;
 use crate::relay::{pump, send_reset, LinkIo, PumpEnd};
 use crate::stream::{admit, Admission, Decoder, Frame, ResetCode, Stream, StreamError};
 
@@ -44,6 +45,11 @@ pub(crate) struct ServerArgs {
     /// Forward every stream to this plain TCP service.
     #[arg(long, value_name = "HOST:PORT")]
     forward: Option<String>,
+    /// Plain MLS-TLS: the application bytes as they are, for clients that
+    /// are not `mlstls client` (no resumable stream: a cut connection is
+    /// an error). The client must use --plain too.
+    #[arg(long)]
+    plain: bool,
     /// Most streams at once (live, waiting for their client, or finished
     /// and kept for a while); more are reset with "too many streams".
     #[arg(long, default_value_t = 1024)]
@@ -62,6 +68,7 @@ struct Shared {
     acceptor: Acceptor,
     registry: Registry,
     forward: Option<String>,
+    plain: bool,
     max_streams: usize,
     liveness: LivenessArgs,
     handshake_timeout: Duration,
@@ -88,6 +95,7 @@ pub(crate) fn run(args: ServerArgs) -> Result<(), String> {
             acceptor: Acceptor::new(config),
             registry: Arc::default(),
             forward: args.forward.clone(),
+            plain: args.plain,
             max_streams: args.max_streams,
             liveness: args.liveness,
             handshake_timeout,
@@ -140,6 +148,9 @@ async fn serve(shared: Shared, tcp: TcpStream) -> Result<(), String> {
         .accept(tcp)
         .await
         .map_err(|e| e.to_string())?;
+    if shared.plain {
+        return serve_plain(&shared, tls).await;
+    }
     let mut decoder = Decoder::default();
     let hello = tokio::time::timeout(shared.handshake_timeout, read_hello(&mut tls, &mut decoder))
         .await
@@ -147,7 +158,11 @@ async fn serve(shared: Shared, tcp: TcpStream) -> Result<(), String> {
     let hello = match hello {
         Ok(h) => h,
         Err(StreamError::NotAStream) => {
-            let why = "the client sends plain bytes, not the mlstls resumable stream (a plain MLS-TLS client, or `mlstls client --plain`?)";
+            let why = "the client sends plain bytes, not the mlstls resumable stream (a plain MLS-TLS client, or `mlstls client --plain`? then start the server with --plain)";
+            // Our HELLO first: a `--plain` client recognises it.
+            let mut out = Vec::new();
+            Stream::new_server(0).on_connect().encode(&mut out);
+            let _ = tokio::time::timeout(Duration::from_secs(2), tls.write_all(&out)).await;
             send_reset(&mut tls, ResetCode::Protocol, why).await;
             return Err(why.into());
         }
@@ -230,34 +245,33 @@ async fn run_stream(
     result
 }
 
-async fn stream_task(
-    shared: &Shared,
-    id: u64,
-    mut link: NewLink,
-    next: &mut mpsc::Receiver<NewLink>,
-) -> Result<(), String> {
-    type Rd = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
-    type Wr = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
-    let mut backend: Option<std::net::TcpStream> = None;
-    let (mut local_rd, mut local_wr): (Rd, Wr) = match &shared.forward {
+type Rd = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+type Wr = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// The local side of a stream: the forward target or the echo.
+struct Local {
+    rd: Rd,
+    wr: Wr,
+    /// The forward connection, to reset it when the stream fails.
+    backend: Option<std::net::TcpStream>,
+}
+
+/// Connects to the forward target (`Err`: why not), or makes an echo.
+async fn open_local(forward: &Option<String>) -> Result<Local, String> {
+    match forward {
         Some(addr) => {
             let tcp = match tokio::time::timeout(FORWARD_TIMEOUT, TcpStream::connect(addr)).await {
                 Ok(Ok(tcp)) => tcp,
-                Ok(Err(e)) => {
-                    let why = format!("{addr}: {e}");
-                    send_reset(&mut link.upstream, ResetCode::ForwardUnreachable, &why).await;
-                    return Err(format!("forward target unreachable: {why}"));
-                }
-                Err(_) => {
-                    let why = format!("{addr}: no answer within {FORWARD_TIMEOUT:?}");
-                    send_reset(&mut link.upstream, ResetCode::ForwardUnreachable, &why).await;
-                    return Err(format!("forward target unreachable: {why}"));
-                }
+                Ok(Err(e)) => return Err(format!("{addr}: {e}")),
+                Err(_) => return Err(format!("{addr}: no answer within {FORWARD_TIMEOUT:?}")),
             };
             let _ = tcp.set_nodelay(true);
             let (r, w, keep) = crate::common::split_tcp(tcp).map_err(|e| e.to_string())?;
-            backend = Some(keep);
-            (Box::new(r), Box::new(w))
+            Ok(Local {
+                rd: Box::new(r),
+                wr: Box::new(w),
+                backend: Some(keep),
+            })
         }
         None => {
             // Echo: a pipe whose far end copies everything back.
@@ -268,11 +282,63 @@ async fn stream_task(
                 let _ = tokio::io::AsyncWriteExt::shutdown(&mut w).await;
             });
             let (r, w) = tokio::io::split(near);
-            (Box::new(r), Box::new(w))
+            Ok(Local {
+                rd: Box::new(r),
+                wr: Box::new(w),
+                backend: None,
+            })
+        }
+    }
+}
+
+/// `--plain`: one connection, the application bytes as they are; a cut
+/// is an error (see `plain.rs`).
+async fn serve_plain(shared: &Shared, tls: Upstream) -> Result<(), String> {
+    let Local {
+        mut rd,
+        mut wr,
+        backend,
+    } = match open_local(&shared.forward).await {
+        Ok(l) => l,
+        // No way to tell a plain client why: it sees the connection end
+        // without close_notify, an error, not an empty stream.
+        Err(why) => return Err(format!("forward target unreachable: {why}")),
+    };
+    let result = crate::plain::relay(tls, &mut rd, &mut wr, true).await;
+    let why = match result {
+        Ok(()) => return Ok(()),
+        Err(PlainError::StreamPeer) => {
+            "the client speaks the mlstls resumable stream, this server runs with --plain (start both with --plain or neither)".to_string()
+        }
+        Err(PlainError::Link(e)) => format!("connection lost ({e}); --plain does not resume"),
+        Err(PlainError::Local(e)) => e,
+    };
+    // The forward target must not take a truncated stream for a whole one.
+    if let Some(keep) = &backend {
+        crate::common::reset_on_close(keep);
+    }
+    Err(why)
+}
+
+async fn stream_task(
+    shared: &Shared,
+    id: u64,
+    mut link: NewLink,
+    next: &mut mpsc::Receiver<NewLink>,
+) -> Result<(), String> {
+    let Local {
+        rd: mut local_rd,
+        wr: mut local_wr,
+        backend,
+    } = match open_local(&shared.forward).await {
+        Ok(l) => l,
+        Err(why) => {
+            send_reset(&mut link.upstream, ResetCode::ForwardUnreachable, &why).await;
+            return Err(format!("forward target unreachable: {why}"));
         }
     };
     let timing = shared.liveness.timing();
-    let mut stream = Stream::new(id);
+    let mut stream = Stream::new_server(id);
     loop {
         match pump(
             &mut stream,

@@ -40,7 +40,7 @@
 //! # Frames
 //!
 //! `type u8` then: HELLO `"mlstls-stream/1"`, flags `u8` (1: resuming, 2:
-//! the end was delivered), id `u64`, delivered `u64`; DATA offset `u64`,
+//! the end was delivered, 4: sent by the server), id `u64`, delivered `u64`; DATA offset `u64`,
 //! length `u32`, bytes; ACK delivered `u64`, flags `u8` (2: the end was
 //! delivered); FIN end offset `u64`; RESET code `u8`, reason length `u16`,
 //! UTF-8 reason; PING (keepalive, nothing else).
@@ -70,6 +70,15 @@ const PING: u8 = 6;
 
 const F_RESUMING: u8 = 1;
 const F_FIN_DELIVERED: u8 = 2;
+const F_SERVER: u8 = 4;
+
+/// The first bytes of every stream link (a HELLO's type and magic): a
+/// `--plain` side that receives them knows its peer speaks the stream.
+pub(crate) fn hello_prefix() -> Vec<u8> {
+    let mut p = vec![HELLO];
+    p.extend_from_slice(MAGIC);
+    p
+}
 
 /// Why a stream was reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +93,8 @@ pub(crate) enum ResetCode {
     LocalFailure,
     /// The peer saw a protocol violation.
     Protocol,
+    /// The peer speaks plain MLS-TLS (`--plain`), not the stream.
+    PlainPeer,
     /// Anything else.
     Other(u8),
 }
@@ -96,6 +107,7 @@ impl ResetCode {
             Self::TooManyStreams => 3,
             Self::LocalFailure => 4,
             Self::Protocol => 5,
+            Self::PlainPeer => 6,
             Self::Other(c) => c,
         }
     }
@@ -106,6 +118,7 @@ impl ResetCode {
             3 => Self::TooManyStreams,
             4 => Self::LocalFailure,
             5 => Self::Protocol,
+            6 => Self::PlainPeer,
             c => Self::Other(c),
         }
     }
@@ -119,6 +132,9 @@ impl ResetCode {
             Self::TooManyStreams => "the server has too many streams",
             Self::LocalFailure => "the peer's local side failed",
             Self::Protocol => "the peer saw a stream protocol violation",
+            Self::PlainPeer => {
+                "the server speaks plain MLS-TLS, not the mlstls resumable stream (start the client with --plain)"
+            }
             Self::Other(_) => "the peer reset the stream",
         }
     }
@@ -129,6 +145,9 @@ impl ResetCode {
 pub(crate) enum Frame {
     Hello {
         id: u64,
+        /// Sent by the server: a client that gets its own HELLO back is
+        /// talking to a plain MLS-TLS echo, not to a stream peer.
+        from_server: bool,
         resuming: bool,
         delivered: u64,
         fin_delivered: bool,
@@ -156,6 +175,7 @@ impl Frame {
         match self {
             Frame::Hello {
                 id,
+                from_server,
                 resuming,
                 delivered,
                 fin_delivered,
@@ -163,6 +183,9 @@ impl Frame {
                 out.push(HELLO);
                 out.extend_from_slice(MAGIC);
                 let mut flags = 0;
+                if *from_server {
+                    flags |= F_SERVER;
+                }
                 if *resuming {
                     flags |= F_RESUMING;
                 }
@@ -243,6 +266,7 @@ impl Decoder {
                 let flags = b[m];
                 (
                     Frame::Hello {
+                        from_server: flags & F_SERVER != 0,
                         resuming: flags & F_RESUMING != 0,
                         fin_delivered: flags & F_FIN_DELIVERED != 0,
                         id: u64_at(b, m + 1),
@@ -321,6 +345,8 @@ pub(crate) enum StreamError {
     /// The peer's first bytes are not a stream HELLO: it sends plain
     /// application bytes.
     NotAStream,
+    /// The peer sent our own HELLO back: a plain MLS-TLS echo.
+    OwnHello,
     /// The peer reset the stream.
     Reset { code: ResetCode, reason: String },
 }
@@ -332,6 +358,10 @@ impl std::fmt::Display for StreamError {
             Self::NotAStream => write!(
                 f,
                 "the peer sends plain bytes, not the mlstls resumable stream (is one side started with --plain and the other not?)"
+            ),
+            Self::OwnHello => write!(
+                f,
+                "the peer sent our own stream HELLO back: it speaks plain MLS-TLS and echoes (use --plain)"
             ),
             Self::Reset { code, reason } if reason.is_empty() => write!(f, "{}", code.describe()),
             Self::Reset { code, reason } => write!(f, "{}: {reason}", code.describe()),
@@ -455,9 +485,12 @@ pub(crate) struct Stream {
     ping: bool,
     /// Largest DATA payload to send.
     max_data: usize,
+    /// This side is the server.
+    server: bool,
 }
 
 impl Stream {
+    /// The client's side of stream `id`.
     pub(crate) fn new(id: u64) -> Self {
         Self {
             id,
@@ -480,14 +513,24 @@ impl Stream {
             established: false,
             ping: false,
             max_data: MAX_DATA,
+            server: false,
+        }
+    }
+
+    /// The server's side of stream `id`.
+    pub(crate) fn new_server(id: u64) -> Self {
+        Self {
+            server: true,
+            ..Self::new(id)
         }
     }
 
     /// Smaller frames, so that tests cut many frames at every byte.
     #[cfg(test)]
-    fn with_frame_size(id: u64, max_data: usize) -> Self {
+    fn with_frame_size(id: u64, max_data: usize, server: bool) -> Self {
         Self {
             max_data,
+            server,
             ..Self::new(id)
         }
     }
@@ -512,6 +555,7 @@ impl Stream {
         self.ping = false;
         Frame::Hello {
             id: self.id,
+            from_server: self.server,
             resuming: self.established,
             delivered: self.recv.delivered,
             fin_delivered: self.recv.fin_delivered,
@@ -533,11 +577,15 @@ impl Stream {
                 Link::AwaitingHello,
                 Frame::Hello {
                     id,
+                    from_server,
                     delivered,
                     fin_delivered,
                     ..
                 },
             ) => {
+                if from_server == self.server {
+                    return Err(StreamError::OwnHello);
+                }
                 if id != self.id {
                     return Err(StreamError::Violation(format!(
                         "HELLO for stream {id:016x}, this is {:016x}",
@@ -708,9 +756,9 @@ mod tests {
     }
 
     impl Side {
-        fn new(id: u64, input: Vec<u8>, frame: usize) -> Self {
+        fn new(id: u64, input: Vec<u8>, frame: usize, server: bool) -> Self {
             Self {
-                stream: Stream::with_frame_size(id, frame),
+                stream: Stream::with_frame_size(id, frame, server),
                 input,
                 offered: 0,
                 output: Vec::new(),
@@ -766,8 +814,8 @@ mod tests {
         frame: usize,
     ) -> usize {
         let (a_len, b_len) = (a_in.len(), b_in.len());
-        let mut a = Side::new(7, a_in.clone(), frame);
-        let mut b = Side::new(7, b_in.clone(), frame);
+        let mut a = Side::new(7, a_in.clone(), frame, false);
+        let mut b = Side::new(7, b_in.clone(), frame, true);
         let mut cuts = cuts.to_vec();
         cuts.sort_unstable();
         cuts.reverse();
@@ -919,6 +967,7 @@ mod tests {
         s.on_local_data(b"abc");
         let e = s.on_frame(Frame::Hello {
             id: 1,
+            from_server: true,
             resuming: false,
             delivered: 4,
             fin_delivered: false,
@@ -928,6 +977,7 @@ mod tests {
         s.on_connect();
         let e = s.on_frame(Frame::Hello {
             id: 2,
+            from_server: true,
             resuming: false,
             delivered: 0,
             fin_delivered: false,
@@ -951,6 +1001,7 @@ mod tests {
         s.on_connect();
         s.on_frame(Frame::Hello {
             id: 1,
+            from_server: true,
             resuming: false,
             delivered: 0,
             fin_delivered: false,
@@ -976,6 +1027,7 @@ mod tests {
         c.on_connect();
         c.on_frame(Frame::Hello {
             id: 3,
+            from_server: true,
             resuming: false,
             delivered: 0,
             fin_delivered: false,
@@ -999,6 +1051,18 @@ mod tests {
         ));
     }
 
+    /// A plain MLS-TLS echo returns the client's HELLO: not taken for the
+    /// server's.
+    #[test]
+    fn an_echoed_hello_is_recognised() {
+        let mut c = Stream::new(4);
+        let hello = c.on_connect();
+        assert_eq!(c.on_frame(hello), Err(StreamError::OwnHello));
+        let mut wire = Vec::new();
+        Stream::new_server(4).on_connect().encode(&mut wire);
+        assert!(wire.starts_with(&hello_prefix()));
+    }
+
     #[test]
     fn plain_bytes_are_recognised() {
         let mut d = Decoder::default();
@@ -1017,6 +1081,7 @@ mod tests {
         let frames = vec![
             Frame::Hello {
                 id: 9,
+                from_server: true,
                 resuming: true,
                 delivered: 77,
                 fin_delivered: true,
