@@ -19,7 +19,7 @@ use mls_tls::profile::suite::CipherSuite;
 use mls_tls::tokio::{Acceptor, Connector, TlsStream};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 /// Bytes per write.
@@ -31,9 +31,13 @@ const CONNECTING: usize = 32;
 const PACED: u64 = 1 << 63;
 /// The storm's update request interval and write pace.
 const STORM_EVERY: Duration = Duration::from_millis(10);
-/// How long a connection may take to finish after its streaming time
-/// before it counts as stuck.
-const GRACE: Duration = Duration::from_secs(60);
+/// After the streaming time, connections that moved no byte for this long
+/// count as stuck.
+const STUCK_AFTER: Duration = Duration::from_secs(30);
+/// Socket buffers of both ends: a realistic bandwidth-delay product rather
+/// than loopback's megabytes, which would queue each key update behind
+/// seconds of data.
+pub const SOCKET_BUFFER: u32 = 128 * 1024;
 
 /// What to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,6 +210,7 @@ async fn exchange<IO>(
     client: bool,
     secs: Duration,
     paced: bool,
+    progress: Arc<AtomicU64>,
 ) -> Result<(u64, u64), String>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -214,6 +219,7 @@ where
     let (mut rd, mut wr) = tokio::io::split(tls);
     let peer_done = Arc::new(tokio::sync::Notify::new());
     let notify = peer_done.clone();
+    let read_progress = progress.clone();
     let reader = async move {
         // What the peer sends: to the server when we are the client's peer.
         let mut check = Checker::new(conn, !client);
@@ -225,6 +231,7 @@ where
                 return Ok::<_, String>((check.total, rd));
             }
             check.check(&buf[..n])?;
+            read_progress.fetch_add(n as u64, Ordering::Relaxed);
         }
     };
     let writer = async move {
@@ -241,7 +248,10 @@ where
             }
             pattern.fill(&mut chunk);
             tokio::select! {
-                r = wr.write_all(&chunk) => r.map_err(|e| format!("write: {e}"))?,
+                r = wr.write_all(&chunk) => {
+                    r.map_err(|e| format!("write: {e}"))?;
+                    progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
                 () = &mut done, if !client => break,
             }
             if paced {
@@ -301,7 +311,8 @@ pub async fn serve(
                     .map_err(|e| format!("read id: {e}"))?;
                 // The top bit of the id says the client paces (the storm).
                 let id = u64::from_le_bytes(id);
-                exchange(tls, id & !PACED, false, Duration::ZERO, id & PACED != 0).await
+                let progress = Arc::new(AtomicU64::new(0));
+                exchange(tls, id & !PACED, false, Duration::ZERO, id & PACED != 0, progress).await
             }
             .await;
             match result {
@@ -344,15 +355,24 @@ pub async fn clients(
     let start = Instant::now();
     let connector = Connector::new(config);
     let ramp = Arc::new(Semaphore::new(CONNECTING));
+    // Bytes moved by all connections of the phase, to tell slow from stuck.
+    let progress = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..conns {
         let connector = connector.clone();
         let ramp = ramp.clone();
         let conn = first_id + i as u64;
+        let progress = progress.clone();
         tasks.spawn(async move {
             let mut tls = {
                 let _permit = ramp.acquire().await.map_err(|e| e.to_string())?;
-                let tcp = TcpStream::connect(addr)
+                let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+                socket
+                    .set_send_buffer_size(SOCKET_BUFFER)
+                    .and_then(|()| socket.set_recv_buffer_size(SOCKET_BUFFER))
+                    .map_err(|e| e.to_string())?;
+                let tcp = socket
+                    .connect(addr)
                     .await
                     .map_err(|e| format!("connect: {e}"))?;
                 connector
@@ -364,16 +384,17 @@ pub async fn clients(
             tls.write_all(&id.to_le_bytes())
                 .await
                 .map_err(|e| format!("write id: {e}"))?;
-            exchange(tls, conn, true, Duration::from_secs(secs), paced).await
+            exchange(tls, conn, true, Duration::from_secs(secs), paced, progress).await
         });
     }
     let mut report = PhaseReport {
         conns,
         ..PhaseReport::default()
     };
-    let deadline = tokio::time::sleep(Duration::from_secs(secs) + GRACE);
-    tokio::pin!(deadline);
+    let end = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut last = (progress.load(Ordering::Relaxed), tokio::time::Instant::now());
     loop {
+        let check = tokio::time::sleep(Duration::from_secs(1));
         tokio::select! {
             joined = tasks.join_next() => match joined {
                 None => break,
@@ -395,10 +416,17 @@ pub async fn clients(
                     }
                 }
             },
-            () = &mut deadline => {
-                report.stuck = tasks.len();
-                tasks.abort_all();
-                break;
+            () = check => {
+                let now = tokio::time::Instant::now();
+                let moved = progress.load(Ordering::Relaxed);
+                if moved != last.0 {
+                    last = (moved, now);
+                } else if now > end && now - last.1 >= STUCK_AFTER {
+                    // Nothing moved for a long time after the end: stuck.
+                    report.stuck = tasks.len();
+                    tasks.abort_all();
+                    break;
+                }
             }
         }
     }
@@ -413,9 +441,7 @@ pub fn serve_child(opts: &LoadOptions, client: Identity, server: Identity) -> Re
     let (_, sc) = configs(opts, client, server)?;
     let rt = runtime()?;
     rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?;
+        let listener = listener().map_err(|e| e.to_string())?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         println!("{port}");
         io::stdout().flush().map_err(|e| e.to_string())?;
@@ -436,6 +462,15 @@ pub fn serve_child(opts: &LoadOptions, client: Identity, server: Identity) -> Re
         );
         Ok(())
     })
+}
+
+/// A loopback listener whose accepted sockets get [`SOCKET_BUFFER`].
+pub fn listener() -> io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_send_buffer_size(SOCKET_BUFFER)?;
+    socket.set_recv_buffer_size(SOCKET_BUFFER)?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    socket.listen(1024)
 }
 
 /// A multi-threaded runtime with I/O and timers.

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use mlstls_bench::load::{self, LoadOptions};
-use tokio::net::TcpListener;
 
 #[test]
 fn hundred_connections_stream_and_update_without_a_failure() {
@@ -22,7 +21,7 @@ fn hundred_connections_stream_and_update_without_a_failure() {
     let storm = Arc::new((*cc).clone().update_policy(load::storm_policy(&opts)));
     let rt = load::runtime().unwrap();
     let (phase, storm_phase, server) = rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = load::listener().unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(load::serve(listener, sc, async {
