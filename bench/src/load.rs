@@ -312,7 +312,15 @@ pub async fn serve(
                 // The top bit of the id says the client paces (the storm).
                 let id = u64::from_le_bytes(id);
                 let progress = Arc::new(AtomicU64::new(0));
-                exchange(tls, id & !PACED, false, Duration::ZERO, id & PACED != 0, progress).await
+                exchange(
+                    tls,
+                    id & !PACED,
+                    false,
+                    Duration::ZERO,
+                    id & PACED != 0,
+                    progress,
+                )
+                .await
             }
             .await;
             match result {
@@ -392,7 +400,10 @@ pub async fn clients(
         ..PhaseReport::default()
     };
     let end = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let mut last = (progress.load(Ordering::Relaxed), tokio::time::Instant::now());
+    let mut last = (
+        progress.load(Ordering::Relaxed),
+        tokio::time::Instant::now(),
+    );
     loop {
         let check = tokio::time::sleep(Duration::from_secs(1));
         tokio::select! {
