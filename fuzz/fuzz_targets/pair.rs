@@ -1,0 +1,4 @@
+#![no_main]
+// Target body: mlstls_fuzz_targets::pair (shared with the stable replay test).
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mlstls_fuzz_targets::pair::run(data));
