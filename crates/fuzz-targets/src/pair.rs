@@ -510,12 +510,22 @@ pub fn run_outcome(data: &[u8]) -> Option<Outcome> {
         pair.apply(op, &mut updates);
     }
     pair.pump();
+    // A drop or mutation still armed would hit the liveness check's data.
+    pair.relay.drop_next = false;
+    pair.relay.mutate = None;
     for side in [&pair.honest, &pair.victim] {
         if let Some(e) = &side.error {
             check_peer_error(e);
         }
     }
     check_session_kept(&pair.victim.backend, &id, pair.victim.error.as_ref());
+    // The alert the victim's error maps to is the one that reached the
+    // honest side (SPEC 9).
+    if let (Some(e), Some(Error::AlertReceived(got))) = (&pair.victim.error, &pair.honest.error) {
+        if let Some(sent) = e.alert() {
+            assert_eq!(*got, sent, "victim closed with {e:?} but sent {got:?}");
+        }
+    }
 
     // Still up on both sides and no direction closed: data must flow
     // both ways, and both must agree on the epoch once Synced.
