@@ -28,5 +28,8 @@ pub mod tokio;
 
 #[doc(hidden)]
 pub mod bench_support;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use error::Error;

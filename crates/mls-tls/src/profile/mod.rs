@@ -8,7 +8,7 @@ pub mod engine;
 pub(crate) mod group;
 mod hpke_p384;
 pub mod message;
-mod persist;
+pub(crate) mod persist;
 pub mod store;
 pub mod suite;
 pub mod x509;

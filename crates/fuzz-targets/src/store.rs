@@ -1,0 +1,23 @@
+//! Target 6: session store records and group snapshots.
+//!
+//! Input: one byte choosing the decoder (even: a stored-session record,
+//! `StoredSession::from_bytes`; odd: a group snapshot as restored into a
+//! private database), then the bytes.
+
+use mls_tls::profile::store::StoredSession;
+
+/// The target.
+pub fn run(data: &[u8]) {
+    let Some((&which, bytes)) = data.split_first() else {
+        return;
+    };
+    if which % 2 == 0 {
+        if let Ok(s) = StoredSession::from_bytes(bytes) {
+            let again =
+                StoredSession::from_bytes(&s.to_bytes()).expect("re-encoded record decodes");
+            assert_eq!(again, s, "encode then decode changed the record");
+        }
+    } else {
+        let _ = mls_tls::fuzzing::restore_group_snapshot(bytes);
+    }
+}

@@ -1,0 +1,5 @@
+#![no_main]
+#![forbid(unsafe_code)]
+// Target body: mlstls_fuzz_targets::identity (shared with the stable replay test).
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mlstls_fuzz_targets::identity::run(data));
