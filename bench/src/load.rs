@@ -18,6 +18,8 @@ use mls_tls::profile::store::SessionStore;
 use mls_tls::profile::suite::CipherSuite;
 use mls_tls::tokio::{Acceptor, Connector, TlsStream};
 use serde::{Deserialize, Serialize};
+
+use crate::memory::proc_status_bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -282,7 +284,7 @@ pub async fn serve(
     let failed = Arc::new(AtomicUsize::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let base_rss = rss("VmRSS:").unwrap_or(0);
+    let base_rss = proc_status_bytes("VmRSS:").unwrap_or(0);
     let acceptor = Acceptor::new(config);
     let cpu0 = process_cpu();
     tokio::pin!(stop);
@@ -344,7 +346,7 @@ pub async fn serve(
     ServerReport {
         ok: ok.load(Ordering::Relaxed),
         failed: failed.load(Ordering::Relaxed),
-        peak_rss: rss("VmHWM:").unwrap_or(0),
+        peak_rss: proc_status_bytes("VmHWM:").unwrap_or(0),
         base_rss,
         cpu_secs: process_cpu() - cpu0,
         errors,
@@ -502,20 +504,6 @@ pub fn raise_fd_limit(conns: usize) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// A field of /proc/self/status in bytes (e.g. "VmHWM:").
-fn rss(field: &str) -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb = s
-        .lines()
-        .find_map(|l| l.strip_prefix(field))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse::<u64>()
-        .ok()?;
-    Some(kb * 1024)
 }
 
 /// CPU seconds (user + system) of this process.

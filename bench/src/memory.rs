@@ -29,10 +29,15 @@ pub struct MemSample {
 
 /// Resident set size in bytes, from /proc/self/status.
 pub fn rss_bytes() -> Option<u64> {
+    proc_status_bytes("VmRSS:")
+}
+
+/// A memory field of /proc/self/status (e.g. "VmRSS:", "VmHWM:") in bytes.
+pub fn proc_status_bytes(field: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb = s
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()

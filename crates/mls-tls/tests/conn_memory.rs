@@ -5,9 +5,7 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
 use mls_tls::alert::AlertDescription;
-use mls_tls::conn::{
-    ClientConfig, ClientConnection, ConnectionCore, ServerConfig, ServerConnection, UpdatePolicy,
-};
+use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
 use mls_tls::error::Error;
 use mls_tls::keylog::KeyLog;
 use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
@@ -17,7 +15,7 @@ use mls_tls::record::{ContentType, Deframer, RecordOpener};
 use mls_tls::schedule::{HashAlgorithm, TrafficSecret};
 
 mod wire;
-use wire::{feed, read_all, take};
+use wire::{feed, pump, read_all, take};
 
 const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
 
@@ -33,20 +31,6 @@ fn configs(suite: CipherSuite) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
         Arc::new(SessionStore::in_memory().unwrap()),
     );
     (Arc::new(c), Arc::new(s))
-}
-
-/// Moves bytes both ways until both sides are quiet.
-fn pump(c: &mut ConnectionCore, s: &mut ConnectionCore) -> Result<(), Error> {
-    for _ in 0..20 {
-        let to_s = take(c);
-        feed(s, &to_s)?;
-        let to_c = take(s);
-        feed(c, &to_c)?;
-        if to_s.is_empty() && to_c.is_empty() {
-            return Ok(());
-        }
-    }
-    panic!("connections never went quiet");
 }
 
 fn connected(

@@ -41,3 +41,17 @@ pub fn read_all(conn: &mut ConnectionCore) -> Vec<u8> {
     }
     out
 }
+
+/// Moves bytes both ways until both sides are quiet.
+pub fn pump(c: &mut ConnectionCore, s: &mut ConnectionCore) -> Result<(), Error> {
+    for _ in 0..20 {
+        let to_s = take(c);
+        feed(s, &to_s)?;
+        let to_c = take(s);
+        feed(c, &to_c)?;
+        if to_s.is_empty() && to_c.is_empty() {
+            return Ok(());
+        }
+    }
+    panic!("connections never went quiet");
+}
