@@ -561,14 +561,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             if done(&self.conn) {
                 return written.map(Ok);
             }
-            std::task::ready!(self.drain_output(cx, Op::Write))?;
-            if self.read_eof || !self.conn.wants_read() {
-                return self.cannot_read(cx, Op::Write);
-            }
-            if !std::task::ready!(self.read_or_timer(cx, Op::Write))? {
-                return Poll::Ready(Err(self.eof_error()));
-            }
+            std::task::ready!(self.read_for_progress(cx, Op::Write))?;
         }
+    }
+
+    /// Makes input progress for `op`, which waits on the peer: drains
+    /// output that input waits for, then reads and processes once (or
+    /// waits for the next deadline). Fails when no more can ever be read.
+    fn read_for_progress(&mut self, cx: &mut Context<'_>, op: Op) -> Poll<io::Result<()>> {
+        std::task::ready!(self.drain_output(cx, op))?;
+        if self.read_eof || !self.conn.wants_read() {
+            return self.cannot_read(cx, op);
+        }
+        if !std::task::ready!(self.read_or_timer(cx, op))? {
+            return Poll::Ready(Err(self.eof_error()));
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Reads and processes once, or, while nothing arrives, waits for the
@@ -588,13 +596,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     fn poll_finish_resumption(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while matches!(self.conn, Connection::Client(_)) && self.conn.is_handshaking() {
             std::task::ready!(self.write_all(cx, Op::Write))?;
-            std::task::ready!(self.drain_output(cx, Op::Write))?;
-            if self.read_eof || !self.conn.wants_read() {
-                return self.cannot_read(cx, Op::Write);
-            }
-            if !std::task::ready!(self.read_or_timer(cx, Op::Write))? {
-                return Poll::Ready(Err(self.eof_error()));
-            }
+            std::task::ready!(self.read_for_progress(cx, Op::Write))?;
         }
         Poll::Ready(Ok(()))
     }
@@ -687,13 +689,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
             // The send buffer is full of data that may not leave yet (a
             // stuck direction waits for its update): progress comes from
             // the peer.
-            std::task::ready!(this.drain_output(cx, Op::Write))?;
-            if this.read_eof || !this.conn.wants_read() {
-                return this.cannot_read(cx, Op::Write);
-            }
-            if !std::task::ready!(this.read_or_timer(cx, Op::Write))? {
-                return Poll::Ready(Err(this.eof_error()));
-            }
+            std::task::ready!(this.read_for_progress(cx, Op::Write))?;
         }
     }
 
