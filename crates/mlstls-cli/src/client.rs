@@ -64,7 +64,8 @@ pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
         retry_for: Duration::from_secs(args.retry_for),
         plain: args.plain,
     };
-    runtime()?.block_on(async move {
+    let rt = runtime()?;
+    let result = rt.block_on(async move {
         match &args.listen {
             None => {
                 let mut stdin = tokio::io::stdin();
@@ -107,7 +108,11 @@ pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
                 }
             }
         }
-    })
+    });
+    // tokio reads stdin on a blocking thread; a read still waiting there
+    // must not hold the exit until stdin closes.
+    rt.shutdown_background();
+    result
 }
 
 /// Carries one local stream, resuming the session whenever the connection

@@ -1318,3 +1318,51 @@ fn chaos() {
         "seed {seed}: silent failures: {silent:#?}"
     );
 }
+
+/// Found by a hostile try of issue 13: with the server gone for good and
+/// standard input still open (nothing more to send), the client printed
+/// "gave up" after `--retry-for` but did not exit until its standard input
+/// closed: tokio's blocking stdin reader held the runtime's shutdown. It
+/// must exit at once, non-zero.
+#[test]
+fn a_client_gives_up_and_exits_while_its_stdin_stays_open() {
+    let dir = Dir::new("gone");
+    let port = free_port();
+    let mut srv = server(&dir, port, &["--echo"]);
+    let mut child = client(&dir, port)
+        .args(["--retry-for", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    stdin.write_all(b"first\n").unwrap();
+    let mut first = [0u8; 6];
+    stdout.read_exact(&mut first).unwrap();
+    srv.0.kill().unwrap();
+    srv.0.wait().unwrap();
+    // `stdin` stays open until the end of the test.
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < GUARD,
+            "client still running with its stdin open"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("gave up"), "{err}");
+    drop(stdin);
+}
