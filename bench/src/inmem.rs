@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rustix::time::{clock_gettime, ClockId};
 
+use mls_tls::bench_support::MlsOps;
 use mls_tls::conn::{ClientConnection, ServerConnection};
 
 use crate::report::{Better, Row};
@@ -145,6 +146,18 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// The MLS operations alone of one handshake and `updates` rounds
+/// (`mls_tls::bench_support::MlsOps`), on the same thread CPU clock.
+fn mls_ops_once(ops: &MlsOps, updates: usize) -> Result<(Cost, Vec<Cost>), BoxError> {
+    let (hs, ups) = ops.run(updates, &thread_cpu)?;
+    let cost = |c: mls_tls::bench_support::SideCost| Cost {
+        client: c.client,
+        server: c.server,
+        ..Cost::default()
+    };
+    Ok((cost(hs), ups.into_iter().map(cost).collect()))
+}
+
 /// Samples of one stack: handshakes and update rounds.
 #[derive(Default)]
 struct Samples {
@@ -156,10 +169,13 @@ struct Samples {
 /// stack, alternating, each followed by `updates` update rounds.
 pub(crate) fn rows(kx: Kx, rounds: usize, updates: usize) -> Result<Vec<Row>, BoxError> {
     let (mls, tls) = (MlsStack::new(kx)?, RustlsStack::new(kx)?);
+    let ops = MlsOps::new(kx.suite())?;
     // One unmeasured round each: lazy initialisation, caches.
     mls_once(&mls, 1)?;
     rustls_once(&tls, 1)?;
-    let (mut ours, mut theirs) = (Samples::default(), Samples::default());
+    mls_ops_once(&ops, 1)?;
+    let (mut ours, mut theirs, mut alone) =
+        (Samples::default(), Samples::default(), Samples::default());
     for _ in 0..rounds.max(1) {
         let (h, u) = mls_once(&mls, updates)?;
         ours.hs.push(h);
@@ -167,6 +183,9 @@ pub(crate) fn rows(kx: Kx, rounds: usize, updates: usize) -> Result<Vec<Row>, Bo
         let (h, u) = rustls_once(&tls, updates)?;
         theirs.hs.push(h);
         theirs.up.extend(u);
+        let (h, u) = mls_ops_once(&ops, updates)?;
+        alone.hs.push(h);
+        alone.up.extend(u);
     }
     let k = Some(kx);
     let col = |v: &[Cost], f: fn(&Cost) -> f64| v.iter().map(f).collect::<Vec<f64>>();
@@ -178,7 +197,38 @@ pub(crate) fn rows(kx: Kx, rounds: usize, updates: usize) -> Result<Vec<Row>, Bo
         };
         Row::new(id, k, label, unit, better, col(o, f), col(t, f))
     };
+    // Ours against the MLS operations alone, in the same run.
+    let vs_ops = |id: &str, label: &str, f: fn(&Cost) -> f64, up: bool| {
+        let (o, a) = if up {
+            (&ours.up, &alone.up)
+        } else {
+            (&ours.hs, &alone.hs)
+        };
+        Row::new(id, k, label, "µs", Better::Lower, col(o, f), col(a, f))
+            .baseline("MLS operations alone")
+    };
     Ok(vec![
+        vs_ops(
+            "overhead.handshake_client",
+            "full handshake, client CPU, ours / MLS operations",
+            |c| us(c.client),
+            false,
+        )
+        .note("MLS operations alone: provider, KeyPackage, join from the Welcome, exporter (mls_tls::bench_support::MlsOps)"),
+        vs_ops(
+            "overhead.handshake_server",
+            "full handshake, server CPU, ours / MLS operations",
+            |c| us(c.server),
+            false,
+        )
+        .note("MLS operations alone: provider, KeyPackage validation, group creation, add, merge, Welcome, exporter"),
+        vs_ops(
+            "overhead.keyupdate",
+            "key update round, CPU both sides, ours / MLS operations",
+            |c| us(c.client + c.server),
+            true,
+        )
+        .note("MLS operations alone: commit with UpdatePath; process and merge it, exporter, EpochKeyUpdate; merge and process that, exporter"),
         pair(
             "handshake.client_per_s",
             "full handshake, client CPU",

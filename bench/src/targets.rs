@@ -1,4 +1,4 @@
-//! The targets of issue 6, checked against a report. Verdicts only: no
+//! The targets of issues 6 and 14, checked against a report. Verdicts only: no
 //! test asserts on them.
 
 use std::fmt::Write as _;
@@ -85,6 +85,29 @@ pub(crate) fn check(r: &Report) -> Vec<Target> {
             ratio,
             |v| v <= 2.0,
             times,
+        ),
+        over(
+            r,
+            "handshake CPU <= 1.3x its MLS operations (each side)",
+            "overhead.handshake",
+            ratio,
+            |v| v <= 1.3,
+            times,
+        ),
+        over(
+            r,
+            "key update round <= 0.7 ms (0x0001) / 1.2 ms (0x004F) CPU, both sides",
+            "keyupdate.cpu_us",
+            |x| {
+                // The issue-14 bound of the row's suite, as a fraction.
+                let bound = match x.kx {
+                    Some(crate::stacks::Kx::Classical) => 700.0,
+                    _ => 1200.0,
+                };
+                x.ours_median / bound
+            },
+            |v| v <= 1.0,
+            |v| format!("{:.0}% of its bound", v * 100.0),
         ),
         over(
             r,

@@ -58,6 +58,11 @@ pub enum Error {
     Mls(String),
     /// The session store failed locally.
     Store(String),
+    /// The session asked for cannot be resumed: the store has no such
+    /// session, or holds it in a format this version no longer reads. A
+    /// new handshake is the way on (SPEC 8); a server ending a resumption
+    /// with it sends `handshake_failure`.
+    UnknownSession(String),
     /// A resumption arrived while this side, the session's initial
     /// initiator, is resuming the same session itself: the incoming
     /// connection is closed with `close_notify` (SPEC 8).
@@ -166,7 +171,7 @@ impl Error {
             | Self::Mls(_)
             | Self::Store(_)
             | Self::Internal(_) => A::InternalError,
-            Self::HandshakeFailure(_) => A::HandshakeFailure,
+            Self::HandshakeFailure(_) | Self::UnknownSession(_) => A::HandshakeFailure,
             Self::BadCertificate(_) => A::BadCertificate,
             Self::CertificateExpired(_) => A::CertificateExpired,
             Self::SessionNotDeleted { cause, .. } => return cause.alert(),
@@ -214,6 +219,9 @@ impl fmt::Display for Error {
             Self::DecryptError(why) => write!(f, "message could not be authenticated: {why}"),
             Self::Mls(why) => write!(f, "local MLS failure: {why}"),
             Self::Store(why) => write!(f, "session store failure: {why}"),
+            Self::UnknownSession(why) => {
+                write!(f, "session cannot be resumed, a new handshake is needed: {why}")
+            }
             Self::ResumptionRefused => {
                 f.write_str("resumption refused: this side is resuming the session itself")
             }
@@ -321,6 +329,10 @@ mod tests {
             ),
             (Error::KeyUsageExhausted, Some(A::InternalError)),
             (Error::Internal("x"), Some(A::InternalError)),
+            (
+                Error::UnknownSession("x".into()),
+                Some(A::HandshakeFailure),
+            ),
             (Error::BadCertificate("x".into()), Some(A::BadCertificate)),
             (
                 Error::CertificateExpired("x".into()),

@@ -7,11 +7,12 @@ use rustls_pki_types::CertificateDer;
 use crate::error::Error;
 use crate::profile::{persist, x509};
 
-/// Loads a group snapshot (the opaque `group` part of a stored session)
-/// into a fresh private database, as resuming a parked session does.
-pub fn restore_group_snapshot(snapshot: &[u8]) -> Result<(), Error> {
-    let db = persist::private_db()?;
-    persist::restore(&db, snapshot)
+/// Decodes a group snapshot (the opaque `group` part of a stored session)
+/// into group storage, as resuming a parked session does, and returns the
+/// snapshot of the result (equal to the input whenever decoding succeeds).
+pub fn restore_group_snapshot(snapshot: &[u8]) -> Result<Vec<u8>, Error> {
+    let storage = persist::GroupStorage::restore(snapshot)?;
+    Ok(storage.snapshot()?.to_vec())
 }
 
 /// Decodes a certificate chain as stored in an identity file.

@@ -26,6 +26,7 @@ pub mod time;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
+#[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench_support;
 #[cfg(feature = "fuzzing")]

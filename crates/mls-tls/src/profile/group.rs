@@ -5,11 +5,11 @@ use openmls::component::{ComponentId, ComponentsList};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_traits::signatures::Signer;
-use rusqlite::Connection;
 
 use super::auth::Identity;
 use super::crypto::{CryptoBackend, MlsProvider};
 use super::message::TwoPartyMessageType;
+use super::persist::GroupStorage;
 use super::store::SessionId;
 use super::suite::CipherSuite;
 use crate::error::Error;
@@ -273,9 +273,11 @@ pub(crate) fn commit_hash(message: &[u8]) -> [u8; 32] {
 }
 
 /// Loads a group from storage.
-pub(crate) fn load_group(conn: &Connection, id: &SessionId) -> Result<Option<MlsGroup>, Error> {
-    let storage = super::crypto::SqlStorage::new(conn);
-    MlsGroup::load(&storage, &GroupId::from_slice(&id.0)).map_err(mls_err)
+pub(crate) fn load_group(
+    storage: &GroupStorage,
+    id: &SessionId,
+) -> Result<Option<MlsGroup>, Error> {
+    MlsGroup::load(storage.storage(), &GroupId::from_slice(&id.0)).map_err(mls_err)
 }
 
 /// The crypto backend for a suite, as an `Error`.

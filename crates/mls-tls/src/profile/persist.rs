@@ -1,146 +1,127 @@
-//! A session's MLS group lives in a private in-memory SQLite database (the
-//! OpenMLS storage) for as long as its connection runs; what the session
-//! store keeps is a snapshot of that database, taken inside the transition
+//! A session's MLS group lives in plain memory (OpenMLS's key-value
+//! `MemoryStorage`) for as long as its connection runs; what the session
+//! store keeps is a snapshot of that storage, taken inside the transition
 //! that changed it (SPEC 10).
+//!
+//! Snapshot format 2 (`MLSTLS-GROUP-2`): the magic, then the storage's
+//! entries in strictly ascending key order, each `u16` key length, key,
+//! `u32` value length, value (both big-endian). The decoder is strict: no
+//! empty or duplicate keys, no unsorted entries, no trailing bytes, no
+//! more than [`MAX_ENTRIES`] entries. Format 1 (rows of a private SQLite
+//! database) is recognised and refused as [`Error::UnknownSession`], so
+//! the caller starts a new handshake.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
 
-use rusqlite::types::Value;
-use rusqlite::{Connection, MAIN_DB};
-use zeroize::Zeroizing;
+use openmls_memory_storage::MemoryStorage;
+use zeroize::{Zeroize, Zeroizing};
 
-use super::crypto::run_migrations;
-use super::store::{store_err, SessionId, SessionStore};
+use super::store::{SessionId, SessionStore};
 use crate::error::Error;
 
-const MAGIC: &[u8] = b"MLSTLS-GROUP-1";
+/// Magic and version of the current snapshot format.
+const MAGIC: &[u8] = b"MLSTLS-GROUP-2";
+/// Magic of format 1: a dump of OpenMLS's SQLite rows.
+const MAGIC_V1: &[u8] = b"MLSTLS-GROUP-1";
+/// A two-member group stores a few dozen entries; anything far beyond is
+/// not a snapshot we wrote.
+pub(crate) const MAX_ENTRIES: usize = 4096;
 
-/// A fresh in-memory database with the OpenMLS schema, for one session.
-/// Running the migrations costs about 1 ms and replaying their SQL 0.4 ms,
-/// so the empty database is built once per process and copied as an image.
-pub(crate) fn private_db() -> Result<Connection, Error> {
-    static TEMPLATE: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
-    let template = TEMPLATE
-        .get_or_init(|| {
-            let mut db = Connection::open_in_memory().map_err(|e| e.to_string())?;
-            // Small pages: the database is a few rows of one session.
-            db.execute_batch("PRAGMA page_size = 512;")
-                .map_err(|e| e.to_string())?;
-            run_migrations(&mut db)?;
-            let image = db.serialize(MAIN_DB).map_err(|e| e.to_string())?;
-            Ok(image.to_vec())
-        })
-        .as_ref()
-        .map_err(|e| Error::Store(e.clone()))?;
-    let mut db = Connection::open_in_memory().map_err(store_err)?;
-    db.deserialize_read_exact(MAIN_DB, &template[..], template.len(), false)
-        .map_err(store_err)?;
-    Ok(db)
-}
+/// The OpenMLS storage of one session: plain memory, wiped when dropped.
+/// OpenMLS writes its objects into it (JSON-encoded values under keys
+/// made of a label, the group id and the storage version).
+#[derive(Debug, Default)]
+pub(crate) struct GroupStorage(MemoryStorage);
 
-/// The OpenMLS tables of a private database, by name.
-fn tables(db: &Connection) -> Result<Vec<String>, Error> {
-    db.prepare(
-        "SELECT name FROM sqlite_master WHERE type = 'table'
-         AND name LIKE 'openmls_%' AND name != 'openmls_sqlite_storage_migrations'
-         ORDER BY name",
-    )
-    .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-    .map_err(store_err)
-}
+impl GroupStorage {
+    /// The storage OpenMLS reads and writes through the provider.
+    pub(crate) fn storage(&self) -> &MemoryStorage {
+        &self.0
+    }
 
-/// Every OpenMLS row of a private database as one byte string.
-pub(crate) fn snapshot(db: &Connection) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let mut out = Zeroizing::new(MAGIC.to_vec());
-    for table in tables(db)? {
-        let mut select = db
-            .prepare(&format!("SELECT * FROM \"{table}\""))
-            .map_err(store_err)?;
-        let columns = select.column_count();
-        let mut rows = select.query([]).map_err(store_err)?;
-        while let Some(row) = rows.next().map_err(store_err)? {
-            put(&mut out, table.as_bytes());
-            out.extend_from_slice(&(columns as u16).to_be_bytes());
-            for i in 0..columns {
-                match row.get::<_, Value>(i).map_err(store_err)? {
-                    Value::Null => out.push(0),
-                    Value::Integer(v) => {
-                        out.push(1);
-                        out.extend_from_slice(&v.to_be_bytes());
-                    }
-                    Value::Real(v) => {
-                        out.push(2);
-                        out.extend_from_slice(&v.to_be_bytes());
-                    }
-                    Value::Text(v) => {
-                        out.push(3);
-                        put(&mut out, v.as_bytes());
-                    }
-                    Value::Blob(v) => {
-                        out.push(4);
-                        put(&mut out, &v);
-                    }
-                }
+    /// Every entry as one byte string (format 2), keys in ascending order
+    /// so equal groups give equal snapshots.
+    pub(crate) fn snapshot(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let values = self
+            .0
+            .values
+            .read()
+            .map_err(|_| Error::Internal("group storage lock poisoned"))?;
+        let mut entries: Vec<(&Vec<u8>, &Vec<u8>)> = values.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let size = MAGIC.len() + entries.iter().map(|(k, v)| 6 + k.len() + v.len()).sum::<usize>();
+        let mut out = Zeroizing::new(Vec::with_capacity(size));
+        out.extend_from_slice(MAGIC);
+        for (key, value) in entries {
+            let key_len = u16::try_from(key.len())
+                .map_err(|_| Error::Internal("an OpenMLS storage key over 64 KiB"))?;
+            let value_len = u32::try_from(value.len())
+                .map_err(|_| Error::Internal("an OpenMLS storage value over 4 GiB"))?;
+            out.extend_from_slice(&key_len.to_be_bytes());
+            out.extend_from_slice(key);
+            out.extend_from_slice(&value_len.to_be_bytes());
+            out.extend_from_slice(value);
+        }
+        Ok(out)
+    }
+
+    /// Storage holding exactly the entries of `snapshot` (format 2).
+    /// A damaged snapshot is [`Error::Store`]; a format-1 snapshot is
+    /// [`Error::StaleSession`].
+    pub(crate) fn restore(snapshot: &[u8]) -> Result<Self, Error> {
+        let bad = |why: &str| Error::Store(format!("damaged group snapshot: {why}"));
+        let Some(mut r) = snapshot.strip_prefix(MAGIC) else {
+            if snapshot.starts_with(MAGIC_V1) {
+                return Err(Error::UnknownSession(
+                    "its group was stored in format 1 (SQLite rows), which this version no \
+                     longer reads"
+                        .into(),
+                ));
             }
+            return Err(bad("wrong format"));
+        };
+        let mut map = HashMap::new();
+        let mut last: Option<&[u8]> = None;
+        while !r.is_empty() {
+            if map.len() == MAX_ENTRIES {
+                return Err(bad("too many entries"));
+            }
+            let key_len = take(&mut r, 2).ok_or_else(|| bad("truncated"))?;
+            let key_len = usize::from(u16::from_be_bytes([key_len[0], key_len[1]]));
+            let key = take(&mut r, key_len).ok_or_else(|| bad("truncated"))?;
+            if key.is_empty() {
+                return Err(bad("empty key"));
+            }
+            if last.is_some_and(|l| l >= key) {
+                return Err(bad("keys out of order or repeated"));
+            }
+            last = Some(key);
+            let value_len = take(&mut r, 4).ok_or_else(|| bad("truncated"))?;
+            let value_len = u32::from_be_bytes([value_len[0], value_len[1], value_len[2], value_len[3]]);
+            let value_len = usize::try_from(value_len).map_err(|_| bad("truncated"))?;
+            let value = take(&mut r, value_len).ok_or_else(|| bad("truncated"))?;
+            map.insert(key.to_vec(), value.to_vec());
         }
+        let storage = MemoryStorage::default();
+        *storage
+            .values
+            .write()
+            .map_err(|_| Error::Internal("group storage lock poisoned"))? = map;
+        Ok(Self(storage))
     }
-    Ok(out)
 }
 
-/// Loads a [`snapshot`] into a fresh private database. Only the OpenMLS
-/// tables that database has are accepted, with their exact column counts.
-pub(crate) fn restore(db: &Connection, snapshot: &[u8]) -> Result<(), Error> {
-    let bad = |why: &str| Error::Store(format!("damaged group snapshot: {why}"));
-    let known = tables(db)?;
-    let mut r = snapshot
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| bad("wrong format"))?;
-    let tx = db.unchecked_transaction().map_err(store_err)?;
-    while !r.is_empty() {
-        let name = take_bytes(&mut r).ok_or_else(|| bad("truncated"))?;
-        let table = known
-            .iter()
-            .find(|t| t.as_bytes() == name)
-            .ok_or_else(|| bad("unknown table"))?;
-        let columns = usize::from(u16::from_be_bytes(
-            take(&mut r, 2)
-                .ok_or_else(|| bad("truncated"))?
-                .try_into()
-                .map_err(|_| bad("truncated"))?,
-        ));
-        let mut values = Vec::with_capacity(columns);
-        for _ in 0..columns {
-            let tag = take(&mut r, 1).ok_or_else(|| bad("truncated"))?[0];
-            let fixed = |r: &mut &[u8]| -> Result<[u8; 8], Error> {
-                take(r, 8)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| bad("truncated"))
-            };
-            values.push(match tag {
-                0 => Value::Null,
-                1 => Value::Integer(i64::from_be_bytes(fixed(&mut r)?)),
-                2 => Value::Real(f64::from_be_bytes(fixed(&mut r)?)),
-                3 => Value::Text(
-                    String::from_utf8(take_bytes(&mut r).ok_or_else(|| bad("truncated"))?.to_vec())
-                        .map_err(|_| bad("text is not UTF-8"))?,
-                ),
-                4 => Value::Blob(take_bytes(&mut r).ok_or_else(|| bad("truncated"))?.to_vec()),
-                _ => return Err(bad("unknown value type")),
-            });
+impl Drop for GroupStorage {
+    /// The values hold the group's private keys and epoch secrets.
+    fn drop(&mut self) {
+        let values = match self.0.values.get_mut() {
+            Ok(values) => values,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for value in values.values_mut() {
+            value.zeroize();
         }
-        let placeholders = vec!["?"; columns].join(", ");
-        // A wrong column count fails here, as an error.
-        tx.prepare_cached(&format!("INSERT INTO \"{table}\" VALUES ({placeholders})"))
-            .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
-            .map_err(|e| bad(&e.to_string()))?;
     }
-    tx.commit().map_err(store_err)
-}
-
-fn put(out: &mut Vec<u8>, b: &[u8]) {
-    // Rows of a two-member group: far below 4 GiB.
-    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
-    out.extend_from_slice(b);
 }
 
 fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
@@ -149,22 +130,16 @@ fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     Some(head)
 }
 
-fn take_bytes<'a>(r: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = u32::from_be_bytes(take(r, 4)?.try_into().ok()?);
-    take(r, len as usize)
-}
-
-/// A session's private database: open while a transition needs it, and
-/// otherwise parked: dropped, to be rebuilt from the session store. An open
-/// SQLite database costs over 100 KiB, several times an idle session's
-/// group state, and the store holds that state anyway.
+/// A session's group storage: open while a transition needs it, and
+/// otherwise parked: dropped, to be rebuilt from the session store, which
+/// holds the same state anyway.
 pub(crate) enum GroupDb {
-    Open(Connection),
+    Open(GroupStorage),
     Parked,
 }
 
 impl GroupDb {
-    /// The database, rebuilt from the stored session `id` if parked. The
+    /// The storage, rebuilt from the stored session `id` if parked. The
     /// stored copy must still be `version`: otherwise another connection
     /// has moved the session on ([`Error::Superseded`]).
     pub(crate) fn open(
@@ -172,19 +147,17 @@ impl GroupDb {
         store: &SessionStore,
         id: &SessionId,
         version: u64,
-    ) -> Result<&Connection, Error> {
+    ) -> Result<&GroupStorage, Error> {
         if let Self::Parked = self {
             let stored = store
                 .load(id)?
                 .filter(|s| s.meta.version == version)
                 .ok_or(Error::Superseded)?;
-            let db = private_db()?;
-            restore(&db, &stored.group)?;
-            *self = Self::Open(db);
+            *self = Self::Open(GroupStorage::restore(&stored.group)?);
         }
         match self {
-            Self::Open(db) => Ok(db),
-            Self::Parked => unreachable!("opened above"),
+            Self::Open(storage) => Ok(storage),
+            Self::Parked => Err(Error::Internal("group storage parked after opening")),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The openmls provider MLS-TLS runs on: a crypto backend chosen at run time
-//! from the [`CipherSuite`], plus SQLite storage on a borrowed connection.
+//! from the [`CipherSuite`], plus a session's in-memory storage.
 //!
 //! `OpenMlsRand` has a const-generic method (`random_array::<N>`), so it is
 //! not dyn-compatible and the backend cannot be a `Box<dyn ...>`. Instead
@@ -7,12 +7,6 @@
 //! provider inside, which keeps one concrete provider type for the library.
 //! Hashing, HMAC, HKDF and Ed25519/ECDSA verification skip the provider and
 //! run on aws-lc-rs for every suite ([`awslc`]).
-//!
-//! Storage only holds `&rusqlite::Connection`, so every statement openmls
-//! issues runs inside whatever transaction the caller has open on that
-//! connection (`conn.unchecked_transaction()` or
-//! `Transaction::new_unchecked(&conn, ..)`, both of which take `&Connection`).
-//! openmls_sqlite_storage never opens transactions itself.
 
 use std::fmt;
 
@@ -23,9 +17,11 @@ use openmls_traits::types::{
     HpkeKeyPair, KemOutput, SignatureScheme,
 };
 use openmls_traits::OpenMlsProvider;
+use openmls_memory_storage::MemoryStorage;
 use tls_codec::SecretVLBytes;
 
 use super::hpke_p384;
+use super::persist::GroupStorage;
 use super::suite::{Backend, CipherSuite};
 
 pub(crate) mod awslc;
@@ -348,44 +344,21 @@ impl OpenMlsRand for CryptoBackend {
     }
 }
 
-/// serde_json encoding of the values openmls_sqlite_storage writes (the
-/// storage crate ships no codec). Changing it makes existing databases
-/// unreadable.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct JsonCodec;
-
-impl openmls_sqlite_storage::Codec for JsonCodec {
-    type Error = serde_json::Error;
-
-    fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
-        serde_json::to_vec(value)
-    }
-
-    fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
-        serde_json::from_slice(slice)
-    }
-}
-
-/// openmls storage on a borrowed SQLite connection, so it takes part in any
-/// transaction the caller has open on that connection.
-pub(crate) type SqlStorage<'a> =
-    openmls_sqlite_storage::SqliteStorageProvider<JsonCodec, &'a rusqlite::Connection>;
-
 /// The `OpenMlsProvider` handed to openmls: a borrowed crypto backend (used
-/// for both crypto and randomness) and SQLite storage on a borrowed
-/// connection. Cheap to build, so make one per connection/transition.
+/// for both crypto and randomness) and a session's borrowed in-memory
+/// storage ([`GroupStorage`]). Cheap to build, so make one per
+/// connection/transition.
 pub(crate) struct MlsProvider<'a> {
     crypto: &'a CryptoBackend,
-    storage: SqlStorage<'a>,
+    storage: &'a MemoryStorage,
 }
 
 impl<'a> MlsProvider<'a> {
-    /// A provider over `crypto` and `conn`. `conn` must already have been
-    /// migrated with [`run_migrations`].
-    pub(crate) fn new(crypto: &'a CryptoBackend, conn: &'a rusqlite::Connection) -> Self {
+    /// A provider over `crypto` and `storage`.
+    pub(crate) fn new(crypto: &'a CryptoBackend, storage: &'a GroupStorage) -> Self {
         Self {
             crypto,
-            storage: SqlStorage::new(conn),
+            storage: storage.storage(),
         }
     }
 }
@@ -393,10 +366,10 @@ impl<'a> MlsProvider<'a> {
 impl<'a> OpenMlsProvider for MlsProvider<'a> {
     type CryptoProvider = CryptoBackend;
     type RandProvider = CryptoBackend;
-    type StorageProvider = SqlStorage<'a>;
+    type StorageProvider = MemoryStorage;
 
     fn storage(&self) -> &Self::StorageProvider {
-        &self.storage
+        self.storage
     }
 
     fn crypto(&self) -> &Self::CryptoProvider {
@@ -406,15 +379,6 @@ impl<'a> OpenMlsProvider for MlsProvider<'a> {
     fn rand(&self) -> &Self::RandProvider {
         self.crypto
     }
-}
-
-/// Create or upgrade openmls_sqlite_storage's tables on `conn` (idempotent;
-/// refinery records applied migrations in `openmls_sqlite_storage_migrations`).
-/// Call once after opening the connection, before building an [`MlsProvider`].
-pub(crate) fn run_migrations(conn: &mut rusqlite::Connection) -> Result<(), String> {
-    openmls_sqlite_storage::SqliteStorageProvider::<JsonCodec, &mut rusqlite::Connection>::new(conn)
-        .run_migrations()
-        .map_err(|e| format!("openmls_sqlite_storage migrations failed: {e}"))
 }
 
 /// Moves a wiped-on-drop buffer into the `SecretVLBytes` openmls wants

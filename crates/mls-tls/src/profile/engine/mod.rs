@@ -7,14 +7,13 @@ use std::time::SystemTime;
 
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
-use rusqlite::Connection;
 use tracing::{debug, info};
 
 use crate::profile::auth::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
 use crate::profile::crypto::{CryptoBackend, MlsProvider};
 use crate::profile::group::{self, mls_err};
 use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
-use crate::profile::persist::{private_db, GroupDb};
+use crate::profile::persist::{GroupDb, GroupStorage};
 
 mod commit;
 mod resume;
@@ -121,12 +120,12 @@ impl State {
     }
 }
 
-/// An initial handshake in progress: state lives in a private in-memory
-/// database until both sides are known to be Synced (SPEC 6).
+/// An initial handshake in progress: state lives in its own in-memory
+/// storage until both sides are known to be Synced (SPEC 6).
 struct Hello {
     identity: Arc<Identity>,
     crypto: CryptoBackend,
-    db: Connection,
+    db: GroupStorage,
 }
 
 /// A session with a group.
@@ -200,8 +199,8 @@ pub struct Engine {
     state: State,
     hello: Option<Hello>,
     active: Option<Active>,
-    /// The session's private OpenMLS database (see `persist`), once there
-    /// is a group.
+    /// The session's OpenMLS storage (see `persist`), once there is a
+    /// group.
     db: Option<GroupDb>,
     /// A stuck direction waits for its ConnectionUpdate (SPEC 8).
     send_blocked: bool,
@@ -233,7 +232,7 @@ impl Engine {
             .cloned()
             .ok_or(Error::ApiMisuse("no identity configured"))?;
         let crypto = group::backend(identity.suite())?;
-        let db = private_db()?;
+        let db = GroupStorage::default();
         let key_package = {
             let provider = MlsProvider::new(&crypto, &db);
             KeyPackage::builder()
@@ -493,7 +492,7 @@ impl Engine {
             .verified_by(&*self.config.verifier, VerifyContext::KeyPackage, now)
             .inspect_err(|e| debug!(error = %e, "ClientHello credential rejected"))?;
 
-        let db = private_db()?;
+        let db = GroupStorage::default();
         let (group, welcome) = {
             let provider = MlsProvider::new(&crypto, &db);
             let mut group = MlsGroup::new(

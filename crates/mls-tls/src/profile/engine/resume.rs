@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use openmls::prelude::OpenMlsProvider as _;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{
     apply_and_confirm, delete_session, export, export_staged, process_commit, split, Active,
@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::profile::auth::PeerIdentity;
 use crate::profile::group::{self, mls_err};
 use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
-use crate::profile::persist::{private_db, restore, GroupDb};
+use crate::profile::persist::{GroupDb, GroupStorage};
 use crate::profile::store::{InitialRole, SessionId, StoredState};
 use crate::schedule::Side;
 
@@ -113,8 +113,9 @@ impl Engine {
         let message = group::parse_private_message(body)?;
         let id = SessionId(message.group_id().as_slice().to_vec());
         let (mut active, db) = match load_active(&self.config, &id) {
-            Err(Error::HandshakeFailure(_)) => {
-                return Err(Error::HandshakeFailure("unknown session".into()))
+            Err(Error::UnknownSession(why)) => {
+                debug!(session = %id, reason = why.as_str(), "resumption request for an unknown session");
+                return Err(Error::UnknownSession("unknown session".into()));
             }
             other => other?,
         };
@@ -361,17 +362,31 @@ pub struct Resumption {
     pub early_data: bool,
 }
 
-/// Loads a stored session into memory, with its private database.
+/// Loads a stored session into memory, with its group storage. A session
+/// the store does not have is [`Error::UnknownSession`]; so is one stored
+/// in a format this version no longer reads, which is deleted (with a log
+/// line saying why) so that the caller's new handshake replaces it.
 pub(super) fn load_active(
     config: &ProfileConfig,
     id: &SessionId,
-) -> Result<(Active, rusqlite::Connection), Error> {
+) -> Result<(Active, GroupStorage), Error> {
     let stored = config
         .store
         .load(id)?
-        .ok_or_else(|| Error::HandshakeFailure(format!("no stored session {id}")))?;
-    let db = private_db()?;
-    restore(&db, &stored.group)?;
+        .ok_or_else(|| Error::UnknownSession(format!("no stored session {id}")))?;
+    let db = match GroupStorage::restore(&stored.group) {
+        Ok(db) => db,
+        Err(Error::UnknownSession(why)) => {
+            warn!(
+                session = %id,
+                reason = why.as_str(),
+                "stored session is in an old format: deleting it; a new handshake replaces it"
+            );
+            let why = format!("stored session {id}: {why}");
+            return Err(delete_session(&config.store, id, Error::UnknownSession(why)));
+        }
+        Err(e) => return Err(e),
+    };
     let group = group::load_group(&db, id)?
         .ok_or_else(|| Error::Store(format!("stored session {id} has no group")))?;
     let meta = stored.meta;

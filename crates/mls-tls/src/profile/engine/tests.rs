@@ -252,7 +252,7 @@ fn epoch_key_update_forged_without_new_keys_is_decrypt_error_and_kept() {
 fn key_package_without_components_is_handshake_failure() {
     let id = Identity::generate("client", suite()).unwrap();
     let crypto = group::backend(suite()).unwrap();
-    let db = private_db().unwrap();
+    let db = GroupStorage::default();
     let provider = MlsProvider::new(&crypto, &db);
     let kp = KeyPackage::builder()
         .leaf_node_capabilities(group::capabilities(suite()))
@@ -402,80 +402,90 @@ fn expired_and_deleted_sessions_are_gone() {
 
 #[test]
 fn group_snapshots_restore_exactly_and_damage_is_a_store_error() {
-    use crate::profile::persist::{private_db, restore, snapshot};
+    use crate::profile::persist::GroupStorage;
     let (mut c, _s) = pair();
     let id = c.session_id().unwrap().clone();
     let meta = c.active.as_ref().unwrap().meta.clone();
     let db = c.db.as_mut().unwrap();
-    let snap = snapshot(db.open(&c.config.store, &id, meta.version).unwrap()).unwrap();
-    let db = private_db().unwrap();
-    restore(&db, &snap).unwrap();
-    let group = group::load_group(&db, &id).unwrap().unwrap();
+    let snap = db
+        .open(&c.config.store, &id, meta.version)
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    let storage = GroupStorage::restore(&snap).unwrap();
+    let group = group::load_group(&storage, &id).unwrap().unwrap();
     assert_eq!(group.epoch(), c.active.as_ref().unwrap().group.epoch());
     assert_eq!(
-        snapshot(&db).unwrap(),
+        storage.snapshot().unwrap(),
         snap,
         "restore then snapshot is the identity"
     );
 
-    // Every truncation fails cleanly, except one between rows (a valid,
-    // shorter snapshot).
+    // Every truncation fails cleanly, except one between entries (a
+    // valid, shorter snapshot).
+    let boundaries = entry_boundaries(&snap);
     for cut in 0..snap.len() {
-        let r = restore(&private_db().unwrap(), &snap[..cut]);
-        assert_eq!(r.is_ok(), is_row_boundary(&snap, cut), "cut at {cut}");
+        let r = GroupStorage::restore(&snap[..cut]);
+        assert_eq!(r.is_ok(), boundaries.contains(&cut), "cut at {cut}");
+        if let Err(e) = r {
+            assert!(matches!(e, Error::Store(_)), "cut at {cut}: {e:?}");
+        }
     }
-    // A table name the schema does not have is refused, not interpolated.
-    let mut evil = b"MLSTLS-GROUP-1".to_vec();
-    let name = b"openmls_x\"; DROP TABLE openmls_group_data; --";
-    evil.extend_from_slice(&(name.len() as u32).to_be_bytes());
-    evil.extend_from_slice(name);
-    evil.extend_from_slice(&0u16.to_be_bytes());
-    let r = restore(&private_db().unwrap(), &evil);
-    assert!(matches!(r, Err(Error::Store(ref m)) if m.contains("unknown table")));
-    // A wrong column count is an error too.
-    let mut short = b"MLSTLS-GROUP-1".to_vec();
-    let table = b"openmls_group_data";
-    short.extend_from_slice(&(table.len() as u32).to_be_bytes());
-    short.extend_from_slice(table);
-    short.extend_from_slice(&1u16.to_be_bytes());
-    short.push(0);
+    // Entries out of order, repeated, with an empty key, or trailing
+    // garbage are refused.
+    let entry = |key: &[u8], value: &[u8]| {
+        let mut e = (key.len() as u16).to_be_bytes().to_vec();
+        e.extend_from_slice(key);
+        e.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        e.extend_from_slice(value);
+        e
+    };
+    let with = |entries: &[Vec<u8>]| {
+        let mut s = b"MLSTLS-GROUP-2".to_vec();
+        for e in entries {
+            s.extend_from_slice(e);
+        }
+        s
+    };
+    assert!(GroupStorage::restore(&with(&[entry(b"a", b"1"), entry(b"b", b"2")])).is_ok());
+    for bad in [
+        with(&[entry(b"b", b"1"), entry(b"a", b"2")]),
+        with(&[entry(b"a", b"1"), entry(b"a", b"2")]),
+        with(&[entry(b"", b"1")]),
+        with(&[entry(b"a", b"1"), vec![0]]),
+    ] {
+        assert!(
+            matches!(GroupStorage::restore(&bad), Err(Error::Store(_))),
+            "{bad:?}"
+        );
+    }
+    let too_many: Vec<Vec<u8>> = (0..=crate::profile::persist::MAX_ENTRIES as u32)
+        .map(|i| entry(&i.to_be_bytes(), b""))
+        .collect();
     assert!(matches!(
-        restore(&private_db().unwrap(), &short),
-        Err(Error::Store(_))
+        GroupStorage::restore(&with(&too_many)),
+        Err(Error::Store(ref m)) if m.contains("too many")
+    ));
+    // Format 1 (SQLite rows) is a session to forget, not damage.
+    assert!(matches!(
+        GroupStorage::restore(b"MLSTLS-GROUP-1\0\0\0\x01x"),
+        Err(Error::UnknownSession(_))
     ));
 }
 
-/// Whether `cut` falls exactly between two rows of a snapshot (a valid,
-/// shorter snapshot).
-fn is_row_boundary(snap: &[u8], cut: usize) -> bool {
-    let mut r = &snap[14..];
+/// The offsets where a snapshot's entries start or end (a valid, shorter
+/// snapshot when cut there).
+fn entry_boundaries(snap: &[u8]) -> Vec<usize> {
     let mut at = 14;
-    while !r.is_empty() {
-        if at == cut {
-            return true;
-        }
-        let skip = |r: &mut &[u8], n: usize| {
-            *r = &r[n..];
-        };
-        let len = u32::from_be_bytes(r[..4].try_into().unwrap()) as usize;
-        skip(&mut r, 4 + len);
-        let cols = u16::from_be_bytes(r[..2].try_into().unwrap());
-        skip(&mut r, 2);
-        for _ in 0..cols {
-            let tag = r[0];
-            skip(&mut r, 1);
-            match tag {
-                1 | 2 => skip(&mut r, 8),
-                3 | 4 => {
-                    let len = u32::from_be_bytes(r[..4].try_into().unwrap()) as usize;
-                    skip(&mut r, 4 + len);
-                }
-                _ => {}
-            }
-        }
-        at = snap.len() - r.len();
+    let mut out = vec![at];
+    while at < snap.len() {
+        let key_len = u16::from_be_bytes([snap[at], snap[at + 1]]) as usize;
+        at += 2 + key_len;
+        let value_len = u32::from_be_bytes(snap[at..at + 4].try_into().unwrap()) as usize;
+        at += 4 + value_len;
+        out.push(at);
     }
-    at == cut
+    out
 }
 
 /// Review (e): a broken invariant (Awaiting EpochKeyUpdate without a

@@ -1,6 +1,7 @@
-//! Stored transitions (SPEC 10): every protocol step runs in a transaction
-//! of the session's private database and ends with one atomic save of the
-//! whole session record; only then does anything leave.
+//! Stored transitions (SPEC 10): every protocol step runs on the session's
+//! in-memory group storage and ends with one atomic save of the whole
+//! session record; only then does anything leave. A step that fails throws
+//! the storage away and reloads it from the store.
 
 use std::time::SystemTime;
 
@@ -10,7 +11,7 @@ use super::{Active, Engine, State};
 use crate::error::Error;
 use crate::profile::crypto::MlsProvider;
 use crate::profile::group;
-use crate::profile::persist::{snapshot, GroupDb};
+use crate::profile::persist::GroupDb;
 use crate::profile::store::{
     self, Precondition, SessionId, SessionMeta, SessionStore, StoredSession, StoredState,
 };
@@ -114,14 +115,12 @@ impl Engine {
         // What a failed step may have changed besides the group and meta.
         let before_identity = (active.identity.clone(), active.rotate_to.clone());
         let before_peer = active.peer.clone();
-        let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Deferred)
-            .map_err(|e| Closing::Keep(store::store_err(e)))?;
         let mut delete = false;
-        let outcome = match f(active, &MlsProvider::new(&crypto, &tx)) {
+        let outcome = match f(active, &MlsProvider::new(&crypto, db)) {
             Ok(r) => {
                 active.meta.last_used = store::secs(now);
                 active.meta.version = before.version + 1;
-                let saved = snapshot(&tx).and_then(|group| {
+                let saved = db.snapshot().and_then(|group| {
                     let session = StoredSession {
                         meta: active.meta.clone(),
                         group,
@@ -142,20 +141,14 @@ impl Engine {
             }
         };
         let error = match outcome {
-            // Stored: the private copy follows.
             Ok(r) => {
-                tx.commit()
-                    .map_err(|e| Closing::Close(store::store_err(e)))?;
                 if active.meta.state == StoredState::Synced {
                     // Idle until the next update: the store has the state.
                     *group_db = GroupDb::Parked;
                 }
                 return Ok(r);
             }
-            Err(error) => {
-                drop(tx); // rolls back
-                error
-            }
+            Err(error) => error,
         };
         if delete {
             return Err(Closing::Close(delete_session(&store, &before.id, error)));
@@ -163,8 +156,9 @@ impl Engine {
         if matches!(error, Error::Superseded) {
             return Err(Closing::Close(error));
         }
-        // The transaction rolled back: memory goes back to what the store
-        // holds, read from the store itself so the two cannot differ.
+        // The step's changes to the storage are thrown away: memory goes
+        // back to what the store holds, read from the store itself so the
+        // two cannot differ.
         active.meta = before;
         (active.identity, active.rotate_to) = before_identity;
         active.peer = before_peer;
@@ -207,19 +201,19 @@ pub(super) enum Closing {
     Close(Error),
 }
 
-/// Stores a new session from its private database, unless one with the same
-/// id exists (`Err(None)`); then parks the database.
+/// Stores a new session from its group storage, unless one with the same
+/// id exists (`Err(None)`); then parks the storage.
 pub(super) fn store_new(
     store: &SessionStore,
     meta: &SessionMeta,
     db: &mut GroupDb,
 ) -> Result<(), Option<Error>> {
-    let GroupDb::Open(conn) = db else {
-        return Err(Some(Error::Internal("new session without its database")));
+    let GroupDb::Open(storage) = db else {
+        return Err(Some(Error::Internal("new session without its storage")));
     };
     let session = StoredSession {
         meta: meta.clone(),
-        group: snapshot(conn).map_err(Some)?,
+        group: storage.snapshot().map_err(Some)?,
     };
     match store.save(&session, Precondition::Absent) {
         Ok(true) => {

@@ -26,7 +26,6 @@ mod memory;
 mod sqlite;
 
 pub use memory::MemoryBackend;
-pub(crate) use sqlite::store_err;
 pub use sqlite::SqliteBackend;
 
 /// Identifies a stored session: the MLS group id.

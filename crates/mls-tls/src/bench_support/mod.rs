@@ -1,5 +1,10 @@
-//! Shared measurement loops for `benches/record.rs` and `mlstls bench
-//! record`, so both measure exactly the same thing. Not a stable API.
+//! Shared measurement loops for `benches/record.rs`, `mlstls bench` and
+//! the comparison bench, so all measure exactly the same thing. Only with
+//! the `bench` feature; not a stable API.
+
+mod mls_ops;
+
+pub use mls_ops::{MlsOps, SideCost};
 
 use std::time::{Duration, Instant};
 
