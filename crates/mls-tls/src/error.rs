@@ -220,7 +220,10 @@ impl fmt::Display for Error {
             Self::Mls(why) => write!(f, "local MLS failure: {why}"),
             Self::Store(why) => write!(f, "session store failure: {why}"),
             Self::UnknownSession(why) => {
-                write!(f, "session cannot be resumed, a new handshake is needed: {why}")
+                write!(
+                    f,
+                    "session cannot be resumed, a new handshake is needed: {why}"
+                )
             }
             Self::ResumptionRefused => {
                 f.write_str("resumption refused: this side is resuming the session itself")
@@ -294,6 +297,15 @@ impl fmt::Display for PeerMisbehaved {
 
 impl std::error::Error for Error {}
 
+impl Error {
+    /// The MLS-TLS error inside an `io::Error` from the blocking or tokio
+    /// streams, if the failure was one (not a transport error), so callers
+    /// can act on the variant instead of the text.
+    pub fn from_io(e: &std::io::Error) -> Option<&Error> {
+        e.get_ref()?.downcast_ref::<Error>()
+    }
+}
+
 impl From<InvalidMessage> for Error {
     fn from(m: InvalidMessage) -> Self {
         Self::InvalidMessage(m)
@@ -329,10 +341,7 @@ mod tests {
             ),
             (Error::KeyUsageExhausted, Some(A::InternalError)),
             (Error::Internal("x"), Some(A::InternalError)),
-            (
-                Error::UnknownSession("x".into()),
-                Some(A::HandshakeFailure),
-            ),
+            (Error::UnknownSession("x".into()), Some(A::HandshakeFailure)),
             (Error::BadCertificate("x".into()), Some(A::BadCertificate)),
             (
                 Error::CertificateExpired("x".into()),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use backon::BackoffBuilder;
 use clap::Args;
 use mls_tls::profile::store::SessionId;
-use mls_tls::tokio::{Connector, TlsStream};
+use mls_tls::tokio::{Connector, Established, TlsStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -194,40 +194,30 @@ async fn carry(
     }
 }
 
-/// A new connection for the stream: resumption of `session`, or, if the
-/// server refuses it (SPEC 8: the initiator then falls back), a new
-/// session. Errors say whether they are final (`true`: the peer is not
-/// trusted any more) or worth a retry.
+/// A new connection for the stream: resumption of `session`, or a new
+/// session when the library says the stored one is gone (SPEC 8: unknown
+/// to the server or to us, in an old format, or deleted because the
+/// server no longer verifies). Errors say whether they are final (`true`:
+/// the peer is not trusted any more) or worth a retry.
 async fn reconnect(
     connector: &Connector,
     server: &str,
     session: &mut SessionId,
 ) -> Result<TlsStream<TcpStream>, (bool, String)> {
-    let tcp = connect(server).await.map_err(|e| (false, e))?;
-    let mut tls = connector
-        .resume(session, tcp)
+    let (tls, how) = connector
+        .resume_or_connect(Some(session), || async {
+            let tcp = TcpStream::connect(server).await?;
+            let _ = tcp.set_nodelay(true);
+            Ok(tcp)
+        })
         .await
         .map_err(|e| describe(server, e))?;
-    match finish(&mut tls).await {
-        Ok(()) => Ok(tls),
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            tracing::info!("resumption refused ({e}); starting a new session");
-            let tcp = connect(server).await.map_err(|e| (false, e))?;
-            let tls = connector
-                .connect(tcp)
-                .await
-                .map_err(|e| describe(server, e))?;
-            *session = session_of(&tls).map_err(|e| (true, e))?;
-            Ok(tls)
-        }
-        Err(e) => Err(describe(server, e)),
+    if let Established::New { fallback } = how {
+        let why = fallback.map_or_else(String::new, |e| e.to_string());
+        tracing::info!("session {session} not resumed ({why}); started a new session");
+        *session = session_of(&tls).map_err(|e| (true, e))?;
     }
-}
-
-/// Waits for a resumption to complete (the adapter's flush does), so a
-/// refusal shows up here rather than in the middle of the stream.
-async fn finish(tls: &mut TlsStream<TcpStream>) -> std::io::Result<()> {
-    tokio::io::AsyncWriteExt::flush(tls).await
+    Ok(tls)
 }
 
 async fn connect(server: &str) -> Result<TcpStream, String> {
@@ -247,26 +237,26 @@ fn session_of(tls: &TlsStream<TcpStream>) -> Result<SessionId, String> {
 }
 
 /// An error a person can act on, and whether it is final (retrying cannot
-/// help: the peer or its certificate is not accepted).
+/// help: the peer or its certificate is not accepted, by us or by it).
 fn describe(server: &str, e: std::io::Error) -> (bool, String) {
-    let text = e.to_string();
-    if text.contains("bad_certificate")
-        || text.contains("credential rejected")
-        || text.contains("expired")
-    {
-        (
+    use mls_tls::alert::AlertDescription as A;
+    use mls_tls::Error;
+    match Error::from_io(&e) {
+        Some(
+            inner @ (Error::BadCertificate(_)
+            | Error::CertificateExpired(_)
+            | Error::AlertReceived(A::BadCertificate | A::CertificateExpired)),
+        ) => (
             true,
             format!(
-                "{server}: peer not in the trust file or CA file, or it does not trust us ({text})"
+                "{server}: peer not in the trust file or CA file, or it does not trust us ({inner})"
             ),
-        )
-    } else if e.kind() == std::io::ErrorKind::InvalidData {
-        (
+        ),
+        Some(inner) => (
             false,
-            format!("{server}: MLS-TLS handshake failed ({text}); is it an mlstls server?"),
-        )
-    } else {
-        (false, format!("{server}: {text}"))
+            format!("{server}: MLS-TLS handshake failed ({inner}); is it an mlstls server?"),
+        ),
+        None => (false, format!("{server}: {e}")),
     }
 }
 

@@ -35,6 +35,9 @@ use crate::error::Error;
 use crate::profile::engine::State;
 use crate::profile::store::SessionId;
 
+mod resume;
+pub use resume::Established;
+
 /// Most plaintext one `poll_write` takes, also when the connection's send
 /// buffer limit is off: bounds what is queued beyond what the transport
 /// accepted.
