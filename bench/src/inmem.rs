@@ -209,21 +209,21 @@ pub(crate) fn rows(kx: Kx, rounds: usize, updates: usize) -> Result<Vec<Row>, Bo
     };
     Ok(vec![
         vs_ops(
-            "overhead.handshake_client",
+            "handshake.overhead_client",
             "full handshake, client CPU, ours / MLS operations",
             |c| us(c.client),
             false,
         )
         .note("MLS operations alone: provider, KeyPackage, join from the Welcome, exporter (mls_tls::bench_support::MlsOps)"),
         vs_ops(
-            "overhead.handshake_server",
+            "handshake.overhead_server",
             "full handshake, server CPU, ours / MLS operations",
             |c| us(c.server),
             false,
         )
         .note("MLS operations alone: provider, KeyPackage validation, group creation, add, merge, Welcome, exporter"),
         vs_ops(
-            "overhead.keyupdate",
+            "keyupdate.overhead",
             "key update round, CPU both sides, ours / MLS operations",
             |c| us(c.client + c.server),
             true,

@@ -89,7 +89,7 @@ pub(crate) fn check(r: &Report) -> Vec<Target> {
         over(
             r,
             "handshake CPU <= 1.3x its MLS operations (each side)",
-            "overhead.handshake",
+            "handshake.overhead",
             ratio,
             |v| v <= 1.3,
             times,

@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use openmls_memory_storage::MemoryStorage;
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::random::OpenMlsRand;
 use openmls_traits::types::{
@@ -17,7 +18,6 @@ use openmls_traits::types::{
     HpkeKeyPair, KemOutput, SignatureScheme,
 };
 use openmls_traits::OpenMlsProvider;
-use openmls_memory_storage::MemoryStorage;
 use tls_codec::SecretVLBytes;
 
 use super::hpke_p384;

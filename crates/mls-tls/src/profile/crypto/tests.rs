@@ -20,7 +20,6 @@ fn hash_len(h: HashAlgorithm) -> usize {
     }
 }
 
-
 /// A party's signer (stored in its database) and credential.
 fn identity(
     suite: CipherSuite,

@@ -58,7 +58,7 @@ fn pair() -> (Engine, Engine) {
     (c, s)
 }
 
-/// Runs `f` on `e`'s group in its private database (not stored), to forge a message as that
+/// Runs `f` on `e`'s group in its group storage (not stored), to forge a message as that
 /// party (its own state after forging does not matter).
 fn forge(
     e: &mut Engine,
