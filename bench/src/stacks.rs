@@ -7,9 +7,9 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
-use mls_tls::profile::store::SessionStore;
+use mls_tls::credentials::{AcceptAnyPeer, Identity};
 use mls_tls::profile::suite::CipherSuite;
+use mls_tls::store::SessionStore;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
 use rustls::crypto::{aws_lc_rs, CryptoProvider};

@@ -5,7 +5,7 @@
 //! byte and that many bytes (the last fragment takes what is left). The
 //! whole input after the first byte is also decoded as one message.
 
-use mls_tls::profile::message::{HandshakeJoiner, HandshakeMessage, HANDSHAKE_HEADER_LEN};
+use mls_tls::message::{HandshakeJoiner, HandshakeMessage, HANDSHAKE_HEADER_LEN};
 
 /// The target.
 pub fn run(data: &[u8]) {
@@ -18,7 +18,7 @@ pub fn run(data: &[u8]) {
         assert!(!m.body.is_empty(), "empty body accepted");
     }
     let max_len = match limit {
-        0 => mls_tls::profile::message::DEFAULT_MAX_HANDSHAKE_LEN,
+        0 => mls_tls::message::DEFAULT_MAX_HANDSHAKE_LEN,
         n => usize::from(n) * 16,
     };
     let mut joiner = HandshakeJoiner::new(max_len);

@@ -7,8 +7,8 @@
 //! The CLI's trust-file parser (`crates/mlstls-cli/src/keys.rs`,
 //! `parse_trust`) lives in the binary only and is not fuzzed here.
 
-use mls_tls::profile::auth::Identity;
-use mls_tls::profile::x509::RootCertStore;
+use mls_tls::credentials::x509::RootCertStore;
+use mls_tls::credentials::Identity;
 
 /// The target.
 pub fn run(data: &[u8]) {

@@ -20,13 +20,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use mls_tls::conn::{ClientConfig, ConnectionCore, ServerConfig, UpdatePolicy};
+use mls_tls::credentials::{AcceptAnyPeer, Identity};
 use mls_tls::keylog::KeyLog;
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
-use mls_tls::profile::store::{
+use mls_tls::profile::suite::CipherSuite;
+use mls_tls::store::{
     MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionStore,
     StoredSession,
 };
-use mls_tls::profile::suite::CipherSuite;
 use mls_tls::time::ManualClock;
 use mls_tls::Error;
 

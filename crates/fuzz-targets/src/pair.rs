@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use mls_tls::conn::{ClientConnection, Connection, ServerConnection};
 use mls_tls::profile::engine::State;
-use mls_tls::profile::store::SessionId;
 use mls_tls::record::{
     write_plaintext, ContentType, OpaqueRecord, RecordOpener, RecordSealer, HEADER_LEN,
 };
 use mls_tls::schedule::{AeadAlgorithm, HashAlgorithm, TrafficSecret};
+use mls_tls::store::SessionId;
 use mls_tls::Error;
 
 use std::sync::Arc;

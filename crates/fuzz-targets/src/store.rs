@@ -5,7 +5,7 @@
 //! group storage), then the bytes. A snapshot that decodes re-encodes to
 //! exactly the input (the format has one encoding per storage content).
 
-use mls_tls::profile::store::StoredSession;
+use mls_tls::store::StoredSession;
 
 /// The target.
 pub fn run(data: &[u8]) {

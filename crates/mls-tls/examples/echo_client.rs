@@ -8,11 +8,9 @@ use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 
-use mls_tls::conn::{ClientConfig, ClientConnection};
-use mls_tls::profile::auth::{Identity, PinnedKeys};
-use mls_tls::profile::store::SessionStore;
-use mls_tls::profile::suite::CipherSuite;
+use mls_tls::credentials::PinnedKeys;
 use mls_tls::stream::StreamOwned;
+use mls_tls::{CipherSuite, ClientConfig, ClientConnection, Identity, SessionStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -11,11 +11,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 
-use mls_tls::conn::{ServerConfig, ServerConnection};
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
-use mls_tls::profile::store::SessionStore;
-use mls_tls::profile::suite::CipherSuite;
+use mls_tls::credentials::AcceptAnyPeer;
 use mls_tls::stream::StreamOwned;
+use mls_tls::{CipherSuite, Identity, ServerConfig, ServerConnection, SessionStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args()

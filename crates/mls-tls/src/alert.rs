@@ -1,5 +1,6 @@
 //! TLS alerts (RFC 8446 section 6) as MLS-TLS uses them (SPEC section 9).
 
+pub use crate::enums::AlertDescription;
 use crate::error::{Error, InvalidMessage};
 
 /// How serious an alert is. TLS 1.3 treats every alert but `close_notify`
@@ -30,102 +31,6 @@ impl AlertLevel {
             1 => Self::Warning,
             2 => Self::Fatal,
             v => Self::Unknown(v),
-        }
-    }
-}
-
-macro_rules! alert_descriptions {
-    ($($(#[$doc:meta])* $name:ident = $val:literal => $text:literal,)*) => {
-        /// Why an alert was sent. The variants are the ones MLS-TLS sends
-        /// (SPEC section 9) plus the other common TLS 1.3 values so that
-        /// received alerts read well in logs; any other value is kept in
-        /// [`AlertDescription::Unknown`].
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        pub enum AlertDescription {
-            $($(#[$doc])* $name,)*
-            /// A value this implementation has no name for.
-            Unknown(u8),
-        }
-
-        impl AlertDescription {
-            /// The wire value.
-            pub fn to_u8(self) -> u8 {
-                match self {
-                    $(Self::$name => $val,)*
-                    Self::Unknown(v) => v,
-                }
-            }
-
-            /// Parses a wire value; unknown values are kept, not rejected.
-            pub fn from_u8(v: u8) -> Self {
-                match v {
-                    $($val => Self::$name,)*
-                    v => Self::Unknown(v),
-                }
-            }
-
-            /// The RFC 8446 name, e.g. `bad_record_mac`.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(Self::$name => $text,)*
-                    Self::Unknown(_) => "unknown",
-                }
-            }
-        }
-    };
-}
-
-alert_descriptions! {
-    /// `close_notify(0)`: orderly end of one direction.
-    CloseNotify = 0 => "close_notify",
-    /// `unexpected_message(10)`: a message not allowed in the current state.
-    UnexpectedMessage = 10 => "unexpected_message",
-    /// `bad_record_mac(20)`: a record failed authentication.
-    BadRecordMac = 20 => "bad_record_mac",
-    /// `record_overflow(22)`: a record longer than allowed.
-    RecordOverflow = 22 => "record_overflow",
-    /// `handshake_failure(40)`: no acceptable parameters, unknown session.
-    HandshakeFailure = 40 => "handshake_failure",
-    /// `bad_certificate(42)`: a credential the authentication service rejected.
-    BadCertificate = 42 => "bad_certificate",
-    /// `unsupported_certificate(43)`.
-    UnsupportedCertificate = 43 => "unsupported_certificate",
-    /// `certificate_revoked(44)`.
-    CertificateRevoked = 44 => "certificate_revoked",
-    /// `certificate_expired(45)`.
-    CertificateExpired = 45 => "certificate_expired",
-    /// `certificate_unknown(46)`.
-    CertificateUnknown = 46 => "certificate_unknown",
-    /// `illegal_parameter(47)`: a message that breaks a profile rule.
-    IllegalParameter = 47 => "illegal_parameter",
-    /// `unknown_ca(48)`.
-    UnknownCa = 48 => "unknown_ca",
-    /// `access_denied(49)`.
-    AccessDenied = 49 => "access_denied",
-    /// `decode_error(50)`: a message that does not parse.
-    DecodeError = 50 => "decode_error",
-    /// `decrypt_error(51)`: a message that cannot be authenticated.
-    DecryptError = 51 => "decrypt_error",
-    /// `protocol_version(70)`.
-    ProtocolVersion = 70 => "protocol_version",
-    /// `insufficient_security(71)`.
-    InsufficientSecurity = 71 => "insufficient_security",
-    /// `internal_error(80)`: a local failure, or a key used up.
-    InternalError = 80 => "internal_error",
-    /// `user_canceled(90)`.
-    UserCanceled = 90 => "user_canceled",
-    /// `missing_extension(109)`.
-    MissingExtension = 109 => "missing_extension",
-    /// `unsupported_extension(110)`.
-    UnsupportedExtension = 110 => "unsupported_extension",
-}
-
-impl core::fmt::Display for AlertDescription {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Unknown(v) => write!(f, "unknown alert ({v})"),
-            d => write!(f, "{} ({})", d.name(), d.to_u8()),
         }
     }
 }

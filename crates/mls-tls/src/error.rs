@@ -6,9 +6,7 @@
 
 use core::fmt;
 
-use crate::alert::AlertDescription;
-use crate::profile::message::HandshakeType;
-use crate::record::ContentType;
+use crate::enums::{AlertDescription, ContentType, HandshakeType};
 
 /// Everything that can go wrong in MLS-TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,6 +294,11 @@ impl fmt::Display for PeerMisbehaved {
 }
 
 impl std::error::Error for Error {}
+
+/// An error of the MLS library, with its debug form as the reason.
+pub(crate) fn mls_err(e: impl core::fmt::Debug) -> Error {
+    Error::Mls(format!("{e:?}"))
+}
 
 impl Error {
     /// The MLS-TLS error inside an `io::Error` from the blocking or tokio

@@ -4,8 +4,9 @@
 
 use rustls_pki_types::CertificateDer;
 
+use crate::credentials::x509;
 use crate::error::Error;
-use crate::profile::{persist, x509};
+use crate::store::snapshot as persist;
 
 /// Decodes a group snapshot (the opaque `group` part of a stored session)
 /// into group storage, as resuming a parked session does, and returns the

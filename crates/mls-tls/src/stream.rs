@@ -313,7 +313,7 @@ where
 /// use std::io::{Read, Write};
 /// use std::net::TcpStream;
 /// use std::sync::Arc;
-/// use mls_tls::conn::{ClientConfig, ClientConnection};
+/// use mls_tls::{ClientConfig, ClientConnection};
 /// use mls_tls::stream::StreamOwned;
 /// # fn config() -> ClientConfig { unimplemented!() }
 ///

@@ -7,10 +7,10 @@ use std::thread;
 
 use mls_tls::alert::AlertDescription;
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
+use mls_tls::credentials::{AcceptAnyPeer, Identity};
 use mls_tls::error::Error;
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
-use mls_tls::profile::store::SessionStore;
 use mls_tls::profile::suite::CipherSuite;
+use mls_tls::store::SessionStore;
 use mls_tls::stream::StreamOwned;
 
 fn configs(suite: CipherSuite) -> (Arc<ClientConfig>, Arc<ServerConfig>) {

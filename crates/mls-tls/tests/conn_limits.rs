@@ -6,14 +6,14 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
+use mls_tls::credentials::{AcceptAnyPeer, Identity};
 use mls_tls::error::Error;
 use mls_tls::keylog::KeyLog;
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
 use mls_tls::profile::engine::State;
-use mls_tls::profile::store::SessionStore;
 use mls_tls::profile::suite::CipherSuite;
 use mls_tls::record::{ContentType, RecordSealer};
 use mls_tls::schedule::{HashAlgorithm, TrafficSecret};
+use mls_tls::store::SessionStore;
 
 mod wire;
 use wire::{feed, pump, read_all, take};

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use mls_tls::alert::AlertDescription;
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
+use mls_tls::credentials::{AcceptAnyPeer, Identity};
 use mls_tls::error::Error;
 use mls_tls::keylog::KeyLog;
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
-use mls_tls::profile::store::SessionStore;
 use mls_tls::profile::suite::CipherSuite;
 use mls_tls::record::{ContentType, Deframer, RecordOpener};
 use mls_tls::schedule::{HashAlgorithm, TrafficSecret};
+use mls_tls::store::SessionStore;
 
 mod wire;
 use wire::{feed, pump, read_all, take};

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use common::*;
 use mls_tls::alert::AlertDescription;
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity, PinnedKeys};
+use mls_tls::credentials::{AcceptAnyPeer, Identity, PinnedKeys};
+use mls_tls::message::{HandshakeMessage, HandshakeType};
 use mls_tls::profile::engine::{Engine, Event, ProfileConfig, State};
-use mls_tls::profile::message::{HandshakeMessage, HandshakeType};
-use mls_tls::profile::store::SessionStore;
 use mls_tls::profile::suite::CipherSuite;
+use mls_tls::store::SessionStore;
 
 #[test]
 fn handshake_establishes_both_sides_classical_and_pq() {

@@ -10,10 +10,10 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use mls_tls::credentials::{AcceptAnyPeer, Identity};
 use mls_tls::error::Error;
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
 use mls_tls::profile::engine::{ProfileConfig, State};
-use mls_tls::profile::store::SessionStore;
+use mls_tls::store::SessionStore;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use mls_tls::alert::AlertDescription;
 use mls_tls::conn::{ClientConfig, ServerConfig};
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
-use mls_tls::profile::store::{
+use mls_tls::credentials::{AcceptAnyPeer, Identity};
+use mls_tls::profile::suite::CipherSuite;
+use mls_tls::store::{
     MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionStore,
     StoredSession,
 };
-use mls_tls::profile::suite::CipherSuite;
 use mls_tls::tokio::{Acceptor, Connector, Established, TlsStream};
 use mls_tls::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -11,12 +11,12 @@ use std::time::SystemTime;
 
 use common::{classical, Sim};
 use mls_tls::alert::AlertDescription;
-use mls_tls::error::Error;
-use mls_tls::profile::auth::{
+use mls_tls::credentials::{
     AcceptAnyPeer, Identity, PeerAuth, PeerIdentity, PeerRejected, PeerVerifier, VerifyContext,
 };
+use mls_tls::error::Error;
 use mls_tls::profile::engine::{Engine, ProfileConfig, State};
-use mls_tls::profile::store::{
+use mls_tls::store::{
     MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionStore,
     StoredSession,
 };

@@ -17,14 +17,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{classical, config, Sim};
 use mls_tls::alert::AlertDescription;
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
-use mls_tls::error::Error;
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity, PeerVerifier, PinnedKeys};
-use mls_tls::profile::engine::{Engine, State};
-use mls_tls::profile::store::SessionStore;
-use mls_tls::profile::x509::{
+use mls_tls::credentials::x509::{
     CertificateDer, ClientAuth, RootCertStore, ServerName, WebPkiClientVerifier,
     WebPkiServerVerifier,
 };
+use mls_tls::credentials::{AcceptAnyPeer, Identity, PeerVerifier, PinnedKeys};
+use mls_tls::error::Error;
+use mls_tls::profile::engine::{Engine, State};
+use mls_tls::store::SessionStore;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, PublicKeyData, SignatureAlgorithm,

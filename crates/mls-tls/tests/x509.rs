@@ -10,17 +10,17 @@ use mls_tls::alert::AlertDescription;
 use mls_tls::conn::{
     ClientConfig, ClientConnection, ConnectionCore, ServerConfig, ServerConnection,
 };
-use mls_tls::error::Error;
-use mls_tls::profile::auth::{
-    AcceptAnyPeer, EitherVerifier, Identity, PeerAuth, PeerIdentity, PeerVerifier, PinnedKeys,
-    VerifyContext,
-};
-use mls_tls::profile::store::SessionStore;
-use mls_tls::profile::suite::CipherSuite;
-use mls_tls::profile::x509::{
+use mls_tls::credentials::x509::{
     CertificateDer, ClientAuth, RootCertStore, ServerName, WebPkiClientVerifier,
     WebPkiServerVerifier,
 };
+use mls_tls::credentials::{
+    AcceptAnyPeer, EitherVerifier, Identity, PeerAuth, PeerIdentity, PeerVerifier, PinnedKeys,
+    VerifyContext,
+};
+use mls_tls::error::Error;
+use mls_tls::profile::suite::CipherSuite;
+use mls_tls::store::SessionStore;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, PublicKeyData, SignatureAlgorithm,

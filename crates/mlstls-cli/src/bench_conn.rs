@@ -8,9 +8,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
-use mls_tls::profile::store::SessionStore;
+use mls_tls::credentials::{AcceptAnyPeer, Identity};
 use mls_tls::profile::suite::CipherSuite;
+use mls_tls::store::SessionStore;
 use mls_tls::stream::StreamOwned;
 
 fn store(dir: Option<&Path>, name: &str) -> Result<Arc<SessionStore>, String> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use clap::Args;
-use mls_tls::profile::store::SessionId;
+use mls_tls::store::SessionId;
 use mls_tls::tokio::{Connector, Established, TlsStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use mls_tls::conn::{ClientConfig, CommonConfig, ServerConfig, UpdatePolicy};
+use mls_tls::credentials::x509::{
+    ClientAuth, ServerName, WebPkiClientVerifier, WebPkiServerVerifier,
+};
+use mls_tls::credentials::{EitherVerifier, Identity, PeerVerifier};
 use mls_tls::keylog::KeyLogFile;
-use mls_tls::profile::auth::{EitherVerifier, Identity, PeerVerifier};
-use mls_tls::profile::store::SessionStore;
 use mls_tls::profile::suite::CipherSuite;
-use mls_tls::profile::x509::{ClientAuth, ServerName, WebPkiClientVerifier, WebPkiServerVerifier};
+use mls_tls::store::SessionStore;
 
 use crate::keys;
 

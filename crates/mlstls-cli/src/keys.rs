@@ -8,9 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use mls_tls::profile::auth::{Identity, PinnedKeys};
+use mls_tls::credentials::x509::RootCertStore;
+use mls_tls::credentials::{Identity, PinnedKeys};
 use mls_tls::profile::suite::CipherSuite;
-use mls_tls::profile::x509::RootCertStore;
 
 use crate::pki;
 

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use mls_tls::profile::auth::Identity;
-use mls_tls::profile::x509::CertificateDer;
+use mls_tls::credentials::x509::CertificateDer;
+use mls_tls::credentials::Identity;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PublicKeyData, SignatureAlgorithm,
@@ -52,7 +52,7 @@ pub(crate) struct AttachArgs {
 /// Puts a certificate chain issued elsewhere (a real PKI) into a copy of
 /// an identity, after checking its leaf certifies the identity's key.
 pub(crate) fn attach_chain(args: AttachArgs) -> Result<(), String> {
-    use mls_tls::profile::x509::pki_types::pem::PemObject as _;
+    use mls_tls::credentials::x509::pki_types::pem::PemObject as _;
     let id = crate::keys::load_identity(&args.identity)?;
     let pem = fs::read(&args.chain).map_err(|e| format!("{}: {e}", args.chain.display()))?;
     let chain = CertificateDer::pem_slice_iter(&pem)

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
-use mls_tls::profile::store::{SessionId, SessionStore};
+use mls_tls::store::{SessionId, SessionStore};
 
 /// `mlstls sessions` commands.
 #[derive(Debug, Subcommand)]

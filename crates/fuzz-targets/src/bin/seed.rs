@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mls_tls::conn::{ClientConnection, ConnectionCore, ServerConnection};
-use mls_tls::profile::auth::Identity;
-use mls_tls::profile::store::{SessionBackend, StoredSession};
-use mls_tls::profile::x509::CertificateDer;
+use mls_tls::credentials::x509::CertificateDer;
+use mls_tls::credentials::Identity;
 use mls_tls::record::{write_plaintext, ContentType, RecordSealer};
+use mls_tls::store::{SessionBackend, StoredSession};
 use mlstls_fuzz_targets::{
     client_config, clock, fixture_session_id, fixtures, fixtures_dir, record, server_config,
     take_output, SharedBackend, SUITE,

@@ -9,14 +9,14 @@ use std::time::Duration;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 
+use crate::credentials::Identity;
 use crate::error::Error;
-use crate::profile::auth::Identity;
+use crate::message::TwoPartyMessageType;
 use crate::profile::crypto::{CryptoBackend, MlsProvider};
 use crate::profile::group::{self, mls_err};
-use crate::profile::message::TwoPartyMessageType;
-use crate::profile::persist::GroupStorage;
 use crate::profile::suite::CipherSuite;
 use crate::schedule::TrafficSecrets;
+use crate::store::snapshot::GroupStorage;
 
 /// CPU time charged to each side by the clock the caller passes.
 #[derive(Debug, Default, Clone, Copy)]

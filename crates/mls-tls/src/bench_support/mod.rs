@@ -209,10 +209,10 @@ pub fn profile_bench(
     iterations: usize,
     store_dir: Option<&std::path::Path>,
 ) -> Result<ProfileBenchRow, crate::Error> {
-    use crate::profile::auth::{AcceptAnyPeer, Identity};
+    use crate::credentials::{AcceptAnyPeer, Identity};
+    use crate::message::HandshakeMessage;
     use crate::profile::engine::{Engine, Event, ProfileConfig};
-    use crate::profile::message::HandshakeMessage;
-    use crate::profile::store::SessionStore;
+    use crate::store::SessionStore;
     use std::sync::Arc;
     use std::time::SystemTime;
 

@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::credentials::{Identity, PeerVerifier};
 use crate::error::Error;
 use crate::keylog::KeyLog;
-use crate::profile::auth::{Identity, PeerVerifier};
+use crate::message::DEFAULT_MAX_HANDSHAKE_LEN;
 use crate::profile::engine::ProfileConfig;
-use crate::profile::message::DEFAULT_MAX_HANDSHAKE_LEN;
-use crate::profile::store::SessionStore;
 use crate::record::PaddingPolicy;
+use crate::store::SessionStore;
 use crate::time::{Clock, SystemClock};
 
 /// Default limit on plaintext written but not yet sent, and on plaintext
@@ -217,8 +217,8 @@ config_type! {
     /// ```
     /// use std::sync::Arc;
     /// use mls_tls::conn::ClientConfig;
-    /// use mls_tls::profile::auth::{Identity, PinnedKeys};
-    /// use mls_tls::profile::store::SessionStore;
+    /// use mls_tls::credentials::{Identity, PinnedKeys};
+    /// use mls_tls::store::SessionStore;
     /// use mls_tls::profile::suite::CipherSuite;
     ///
     /// let me = Identity::generate("device-17", CipherSuite::DEFAULT).unwrap();

@@ -4,10 +4,11 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
-//! use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
-//! use mls_tls::profile::store::SessionStore;
-//! use mls_tls::profile::suite::CipherSuite;
+//! use mls_tls::credentials::AcceptAnyPeer;
+//! use mls_tls::{
+//!     CipherSuite, ClientConfig, ClientConnection, Identity, ServerConfig, ServerConnection,
+//!     SessionStore,
+//! };
 //! use std::io::{Read, Write};
 //!
 //! let suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
@@ -53,7 +54,7 @@ use self::core::EarlyData;
 pub use self::core::{ConnectionCore, IoState, CONFIRM_CAP};
 use crate::error::Error;
 use crate::profile::engine::Engine;
-use crate::profile::store::SessionId;
+use crate::store::SessionId;
 
 /// Reads received plaintext. Returns `WouldBlock` when nothing is buffered
 /// and the peer has not closed, `Ok(0)` after the peer's `close_notify`.

@@ -6,13 +6,13 @@ use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_traits::signatures::Signer;
 
-use super::auth::Identity;
 use super::crypto::{CryptoBackend, MlsProvider};
-use super::message::TwoPartyMessageType;
-use super::persist::GroupStorage;
-use super::store::SessionId;
 use super::suite::CipherSuite;
+use crate::credentials::Identity;
 use crate::error::Error;
+use crate::message::TwoPartyMessageType;
+use crate::store::snapshot::GroupStorage;
+use crate::store::SessionId;
 
 /// `two_party_profile` component id (private use until IANA assigns TBD1).
 pub(crate) const TWO_PARTY_PROFILE: ComponentId = 0x8001;
@@ -285,9 +285,7 @@ pub(crate) fn backend(suite: CipherSuite) -> Result<CryptoBackend, Error> {
     CryptoBackend::for_suite(suite).map_err(mls_err)
 }
 
-pub(crate) fn mls_err(e: impl core::fmt::Debug) -> Error {
-    Error::Mls(format!("{e:?}"))
-}
+pub(crate) use crate::error::mls_err;
 
 #[cfg(test)]
 mod tests {

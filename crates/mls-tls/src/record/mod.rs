@@ -32,6 +32,8 @@
 mod deframe;
 mod protect;
 
+pub use crate::enums::ContentType;
+
 pub use deframe::{Deframer, OpaqueRecord};
 pub use protect::{write_plaintext, Message, PaddingPolicy, RecordOpener, RecordSealer};
 
@@ -49,40 +51,6 @@ pub const MAX_RECORD_LEN: usize = HEADER_LEN + MAX_CIPHERTEXT_LEN;
 pub const RECORD_VERSION: u16 = 0x0303;
 /// AEAD tag length of every record AEAD.
 pub const TAG_LEN: usize = 16;
-
-/// The content types a record may carry (SPEC section 2). Others are
-/// rejected with `unexpected_message`, so they have no variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ContentType {
-    /// `alert(21)`.
-    Alert,
-    /// `handshake(22)`: every two-party-profile message.
-    Handshake,
-    /// `application_data(23)`: the outer type of every ciphertext record,
-    /// and the inner type of application data.
-    ApplicationData,
-}
-
-impl ContentType {
-    /// The wire value.
-    pub fn to_u8(self) -> u8 {
-        match self {
-            Self::Alert => 21,
-            Self::Handshake => 22,
-            Self::ApplicationData => 23,
-        }
-    }
-
-    /// Parses a wire value; `None` for anything MLS-TLS does not accept.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            21 => Some(Self::Alert),
-            22 => Some(Self::Handshake),
-            23 => Some(Self::ApplicationData),
-            _ => None,
-        }
-    }
-}
 
 /// Writes a record header for `typ` and `len` payload bytes.
 #[inline]

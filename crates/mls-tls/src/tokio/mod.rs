@@ -33,7 +33,7 @@ use ::tokio::time::Sleep;
 use crate::conn::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 use crate::error::Error;
 use crate::profile::engine::State;
-use crate::profile::store::SessionId;
+use crate::store::SessionId;
 
 mod resume;
 pub use resume::Established;
@@ -47,10 +47,8 @@ const MAX_WRITE: usize = 64 * 1024;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use mls_tls::conn::{ClientConfig, ServerConfig};
-/// use mls_tls::profile::auth::{AcceptAnyPeer, Identity};
-/// use mls_tls::profile::store::SessionStore;
-/// use mls_tls::profile::suite::CipherSuite;
+/// use mls_tls::credentials::AcceptAnyPeer;
+/// use mls_tls::{CipherSuite, ClientConfig, Identity, ServerConfig, SessionStore};
 /// use mls_tls::tokio::{Acceptor, Connector};
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// use tokio::net::{TcpListener, TcpStream};

@@ -11,7 +11,7 @@ use super::{Connector, TlsStream};
 use crate::alert::AlertDescription;
 use crate::conn::ClientConnection;
 use crate::error::Error;
-use crate::profile::store::SessionId;
+use crate::store::SessionId;
 
 /// How [`Connector::resume_or_connect`] established its connection.
 #[derive(Debug, Clone, PartialEq, Eq)]

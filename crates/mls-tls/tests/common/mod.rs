@@ -8,12 +8,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use mls_tls::credentials::{AcceptAnyPeer, Identity, PeerVerifier};
 use mls_tls::error::Error;
-use mls_tls::profile::auth::{AcceptAnyPeer, Identity, PeerVerifier};
+use mls_tls::message::HandshakeMessage;
 use mls_tls::profile::engine::{Engine, EpochSecret, Event, ProfileConfig, State};
-use mls_tls::profile::message::HandshakeMessage;
-use mls_tls::profile::store::{SessionId, SessionStore};
 use mls_tls::profile::suite::CipherSuite;
+use mls_tls::store::{SessionId, SessionStore};
 
 /// What protects a simulated record: nothing, or (epoch, secret bytes).
 pub type Protection = Option<(u64, Vec<u8>)>;

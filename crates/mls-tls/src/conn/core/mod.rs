@@ -11,14 +11,14 @@ pub use self::timers::CONFIRM_CAP;
 use super::buffer::ByteQueue;
 use super::config::CommonConfig;
 use crate::alert::{Alert, AlertDescription, AlertLevel};
+use crate::credentials::{Identity, PeerIdentity};
 use crate::error::{Error, PeerMisbehaved};
-use crate::profile::auth::{Identity, PeerIdentity};
+use crate::message::{HandshakeJoiner, HandshakeMessage, HandshakeType};
 use crate::profile::engine::{Engine, EpochSecret, Event, State};
-use crate::profile::message::{HandshakeJoiner, HandshakeMessage, HandshakeType};
-use crate::profile::store::SessionId;
 use crate::profile::suite::CipherSuite;
 use crate::record::{write_plaintext, ContentType, Deframer, RecordOpener, RecordSealer};
 use crate::schedule::Side;
+use crate::store::SessionId;
 
 /// What [`ConnectionCore::process_new_packets`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

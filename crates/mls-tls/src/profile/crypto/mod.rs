@@ -21,8 +21,8 @@ use openmls_traits::OpenMlsProvider;
 use tls_codec::SecretVLBytes;
 
 use super::hpke_p384;
-use super::persist::GroupStorage;
 use super::suite::{Backend, CipherSuite};
+use crate::store::snapshot::GroupStorage;
 
 pub(crate) mod awslc;
 pub(crate) mod signer;

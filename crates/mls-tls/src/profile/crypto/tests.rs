@@ -2,8 +2,8 @@
 //! selection and delegation, and P-384 HPKE routing.
 
 use super::*;
-use crate::profile::persist::GroupStorage;
 use crate::schedule::HashAlgorithm;
+use crate::store::snapshot::GroupStorage;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use tls_codec::{Deserialize as _, Serialize as _};

@@ -6,14 +6,14 @@ use std::time::SystemTime;
 use openmls::prelude::*;
 
 use super::{authenticated, Active, EpochSecret, Event, Fail};
+use crate::credentials::{PeerIdentity, PeerVerifier, VerifyContext};
 use crate::error::Error;
-use crate::profile::auth::{PeerIdentity, PeerVerifier, VerifyContext};
+use crate::message::TwoPartyMessageType;
 use crate::profile::crypto::{CryptoBackend, MlsProvider};
 use crate::profile::group::{self, mls_err};
-use crate::profile::message::TwoPartyMessageType;
-use crate::profile::store::StoredState;
 use crate::profile::suite::CipherSuite;
 use crate::schedule::{Side, TrafficSecret, TrafficSecrets};
+use crate::store::StoredState;
 
 /// A peer commit applied and answered (see [`apply_and_confirm`]).
 pub(super) struct Applied {

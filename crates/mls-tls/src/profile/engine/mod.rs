@@ -9,11 +9,11 @@ use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use tracing::{debug, info};
 
-use crate::profile::auth::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
+use crate::credentials::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
+use crate::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
 use crate::profile::crypto::{CryptoBackend, MlsProvider};
 use crate::profile::group::{self, mls_err};
-use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
-use crate::profile::persist::{GroupDb, GroupStorage};
+use crate::store::snapshot::{GroupDb, GroupStorage};
 
 mod commit;
 mod resume;
@@ -23,11 +23,11 @@ mod tests;
 mod transition;
 
 use crate::error::{Error, PeerMisbehaved};
-use crate::profile::store::{
-    self, InitialRole, Lease, PendingCommit, SessionId, SessionMeta, SessionStore, StoredState,
-};
 use crate::profile::suite::CipherSuite;
 use crate::schedule::{Side, TrafficSecret};
+use crate::store::{
+    self, InitialRole, Lease, PendingCommit, SessionId, SessionMeta, SessionStore, StoredState,
+};
 use commit::{
     apply_and_confirm, claim_send_epoch, export, export_staged, install_both, process_commit,
     split, Applied,

@@ -11,13 +11,13 @@ use super::{
     apply_and_confirm, delete_session, export, export_staged, process_commit, split, Active,
     Engine, EpochSecret, Event, ProfileConfig, State,
 };
+use crate::credentials::PeerIdentity;
 use crate::error::Error;
-use crate::profile::auth::PeerIdentity;
+use crate::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
 use crate::profile::group::{self, mls_err};
-use crate::profile::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
-use crate::profile::persist::{GroupDb, GroupStorage};
-use crate::profile::store::{InitialRole, SessionId, StoredState};
 use crate::schedule::Side;
+use crate::store::snapshot::{GroupDb, GroupStorage};
+use crate::store::{InitialRole, SessionId, StoredState};
 
 impl Engine {
     /// Resumes a stored session as the current initiator (profile 6): sends

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::{Active, Engine};
+use crate::credentials::Identity;
 use crate::error::Error;
-use crate::profile::auth::Identity;
 
 impl Engine {
     /// Uses `identity` for our leaf from the next commit on (a renewed

@@ -10,8 +10,8 @@ use openmls::prelude::*;
 
 use super::*;
 use crate::alert::AlertDescription;
+use crate::credentials::AcceptAnyPeer;
 use crate::error::Error;
-use crate::profile::auth::AcceptAnyPeer;
 
 fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000)
@@ -402,7 +402,7 @@ fn expired_and_deleted_sessions_are_gone() {
 
 #[test]
 fn group_snapshots_restore_exactly_and_damage_is_a_store_error() {
-    use crate::profile::persist::GroupStorage;
+    use crate::store::snapshot::GroupStorage;
     let (mut c, _s) = pair();
     let id = c.session_id().unwrap().clone();
     let meta = c.active.as_ref().unwrap().meta.clone();
@@ -459,7 +459,7 @@ fn group_snapshots_restore_exactly_and_damage_is_a_store_error() {
             "{bad:?}"
         );
     }
-    let too_many: Vec<Vec<u8>> = (0..=crate::profile::persist::MAX_ENTRIES as u32)
+    let too_many: Vec<Vec<u8>> = (0..=crate::store::snapshot::MAX_ENTRIES as u32)
         .map(|i| entry(&i.to_be_bytes(), b""))
         .collect();
     assert!(matches!(

@@ -11,8 +11,8 @@ use super::{Active, Engine, State};
 use crate::error::Error;
 use crate::profile::crypto::MlsProvider;
 use crate::profile::group;
-use crate::profile::persist::GroupDb;
-use crate::profile::store::{
+use crate::store::snapshot::GroupDb;
+use crate::store::{
     self, Precondition, SessionId, SessionMeta, SessionStore, StoredSession, StoredState,
 };
 

@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use super::{InitialRole, PendingCommit, SessionId, SessionMeta, StoredSession, StoredState};
 use crate::error::Error;
-use crate::profile::message::TwoPartyMessageType;
+use crate::message::TwoPartyMessageType;
 use crate::profile::suite::CipherSuite;
 
 const MAGIC: &[u8] = b"MLSTLS-SESSION-1";

@@ -1,6 +1,7 @@
 //! Handshake message framing (SPEC section 4): `MlsTlsHandshake` and the
 //! reassembly of handshake messages from record payloads.
 
+pub use crate::enums::HandshakeType;
 use crate::error::{Error, InvalidMessage, PeerMisbehaved};
 
 /// Bytes before a handshake message body: type and uint24 length.
@@ -8,56 +9,11 @@ pub const HANDSHAKE_HEADER_LEN: usize = 4;
 /// Default largest handshake message accepted (SPEC section 4).
 pub const DEFAULT_MAX_HANDSHAKE_LEN: usize = 256 * 1024;
 
-/// `MlsTlsHandshakeType`: which two-party-profile message a handshake
-/// message carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HandshakeType {
-    /// `client_hello(1)`: a KeyPackage, first flight of a new session.
-    ClientHello,
-    /// `server_hello(2)`: a Welcome answering a ClientHello.
-    ServerHello,
-    /// `connection_update(3)`: a commit that updates the keys.
-    ConnectionUpdate,
-    /// `epoch_key_update(4)`: an application message confirming a commit.
-    EpochKeyUpdate,
-    /// `resumption_request(5)`: a commit resuming a stored session.
-    ResumptionRequest,
-    /// `resumption_response(6)`: the commit answering a resumption.
-    ResumptionResponse,
-}
-
-impl HandshakeType {
-    /// The wire value.
-    pub fn to_u8(self) -> u8 {
-        match self {
-            Self::ClientHello => 1,
-            Self::ServerHello => 2,
-            Self::ConnectionUpdate => 3,
-            Self::EpochKeyUpdate => 4,
-            Self::ResumptionRequest => 5,
-            Self::ResumptionResponse => 6,
-        }
-    }
-
-    /// Parses a wire value; `None` for unknown types.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Some(match v {
-            1 => Self::ClientHello,
-            2 => Self::ServerHello,
-            3 => Self::ConnectionUpdate,
-            4 => Self::EpochKeyUpdate,
-            5 => Self::ResumptionRequest,
-            6 => Self::ResumptionResponse,
-            _ => return None,
-        })
-    }
-}
-
 /// One `MlsTlsHandshake`: a message type and an `MLSMessage` body, kept as
 /// bytes here (the profile engine parses the body).
 ///
 /// ```
-/// use mls_tls::profile::message::{HandshakeMessage, HandshakeType};
+/// use mls_tls::message::{HandshakeMessage, HandshakeType};
 /// let msg = HandshakeMessage::new(HandshakeType::ClientHello, vec![0, 1, 0, 5]);
 /// let wire = msg.encode();
 /// assert_eq!(&wire[..4], &[1, 0, 0, 4]);

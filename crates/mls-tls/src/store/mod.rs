@@ -17,12 +17,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
-use super::message::TwoPartyMessageType;
-use super::suite::CipherSuite;
 use crate::error::Error;
+use crate::message::TwoPartyMessageType;
+use crate::profile::suite::CipherSuite;
 
 mod codec;
 mod memory;
+pub(crate) mod snapshot;
 mod sqlite;
 
 pub use memory::MemoryBackend;
@@ -200,7 +201,7 @@ pub enum Precondition {
 /// ```
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
-/// use mls_tls::profile::store::{
+/// use mls_tls::store::{
 ///     Precondition, SessionBackend, SessionId, SessionInfo, SessionStore, StoredSession,
 /// };
 /// use mls_tls::Error;
@@ -271,7 +272,7 @@ pub trait SessionBackend: Send + Sync {
 /// owns each session.
 ///
 /// ```
-/// use mls_tls::profile::store::SessionStore;
+/// use mls_tls::store::SessionStore;
 /// let store = SessionStore::in_memory().unwrap();
 /// assert!(store.list().unwrap().is_empty());
 /// ```

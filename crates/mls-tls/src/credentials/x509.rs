@@ -31,7 +31,7 @@ use openmls::prelude::{Credential, CredentialType};
 use rustls_pki_types::TrustAnchor;
 use webpki::{EndEntityCert, KeyUsage};
 
-use super::auth::{PeerAuth, PeerIdentity, PeerRejected, PeerVerifier, RejectKind, VerifyContext};
+use super::{PeerAuth, PeerIdentity, PeerRejected, PeerVerifier, RejectKind, VerifyContext};
 use crate::error::Error;
 
 pub use rustls_pki_types as pki_types;
@@ -43,7 +43,7 @@ pub const MAX_CHAIN_LEN: usize = 8;
 /// Trusted root certificates, like rustls's `RootCertStore`.
 ///
 /// ```
-/// use mls_tls::profile::x509::RootCertStore;
+/// use mls_tls::credentials::x509::RootCertStore;
 /// let roots = RootCertStore::empty();
 /// assert!(roots.is_empty());
 /// assert!(RootCertStore::from_pem(b"no certificates here").is_err());
@@ -416,7 +416,7 @@ impl ChainPolicy {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use mls_tls::profile::x509::{RootCertStore, ServerName, WebPkiServerVerifier};
+/// use mls_tls::credentials::x509::{RootCertStore, ServerName, WebPkiServerVerifier};
 /// let name = ServerName::try_from("node-1.example").unwrap();
 /// let verifier = WebPkiServerVerifier::new(Arc::new(RootCertStore::empty()), name);
 /// # let _ = verifier;
@@ -488,7 +488,7 @@ pub enum ClientAuth {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use mls_tls::profile::x509::{ClientAuth, RootCertStore, WebPkiClientVerifier};
+/// use mls_tls::credentials::x509::{ClientAuth, RootCertStore, WebPkiClientVerifier};
 /// # let pem = {
 /// #     let mut p = rcgen::CertificateParams::default();
 /// #     p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use openmls_memory_storage::MemoryStorage;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::store::{SessionId, SessionStore};
+use super::{SessionId, SessionStore};
 use crate::error::Error;
 
 /// Magic and version of the current snapshot format.
