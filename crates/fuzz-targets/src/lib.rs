@@ -24,8 +24,8 @@ use mls_tls::credentials::{AcceptAnyPeer, Identity};
 use mls_tls::keylog::KeyLog;
 use mls_tls::profile::suite::CipherSuite;
 use mls_tls::store::{
-    MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionStore,
-    StoredSession,
+    MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
+    SessionStore, StoredSession,
 };
 use mls_tls::time::ManualClock;
 use mls_tls::Error;
@@ -67,10 +67,10 @@ pub fn wall_start() -> SystemTime {
 pub struct SharedBackend(pub Arc<MemoryBackend>);
 
 impl SessionBackend for SharedBackend {
-    fn load(&self, id: &SessionId) -> Result<Option<StoredSession>, Error> {
+    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
         self.0.load(id)
     }
-    fn save(&self, session: &StoredSession, precondition: Precondition) -> Result<bool, Error> {
+    fn save(&self, session: &SessionRecord, precondition: Precondition) -> Result<bool, Error> {
         self.0.save(session, precondition)
     }
     fn delete(&self, id: &SessionId) -> Result<bool, Error> {
@@ -85,7 +85,9 @@ impl SharedBackend {
     /// A backend holding `session` (the bytes of a stored session).
     pub fn holding(session: &[u8]) -> Self {
         let backend = Self::default();
-        let session = StoredSession::from_bytes(session).expect("fixture session decodes");
+        let session = StoredSession::from_bytes(session)
+            .expect("fixture session decodes")
+            .to_record();
         assert!(backend
             .save(&session, Precondition::Absent)
             .expect("memory save"));

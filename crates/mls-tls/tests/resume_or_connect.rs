@@ -10,8 +10,8 @@ use mls_tls::conn::{ClientConfig, ServerConfig};
 use mls_tls::credentials::{AcceptAnyPeer, Identity};
 use mls_tls::profile::suite::CipherSuite;
 use mls_tls::store::{
-    MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionStore,
-    StoredSession,
+    MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
+    SessionStore, StoredSession,
 };
 use mls_tls::tokio::{Acceptor, Connector, Established, TlsStream};
 use mls_tls::Error;
@@ -26,10 +26,10 @@ const DEADLINE: Duration = Duration::from_secs(30);
 struct Shared(Arc<MemoryBackend>);
 
 impl SessionBackend for Shared {
-    fn load(&self, id: &SessionId) -> Result<Option<StoredSession>, Error> {
+    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
         self.0.load(id)
     }
-    fn save(&self, session: &StoredSession, precondition: Precondition) -> Result<bool, Error> {
+    fn save(&self, session: &SessionRecord, precondition: Precondition) -> Result<bool, Error> {
         self.0.save(session, precondition)
     }
     fn delete(&self, id: &SessionId) -> Result<bool, Error> {
@@ -89,6 +89,17 @@ async fn setup() -> Setup {
 }
 
 impl Setup {
+    /// Rewrites the client's stored session `id` with `f`.
+    fn rewrite(&self, id: &SessionId, f: impl FnOnce(&mut StoredSession)) {
+        let record = self.client_store.load(id).unwrap().unwrap();
+        let mut session = StoredSession::from_bytes(&record.data).unwrap();
+        f(&mut session);
+        assert!(self
+            .client_store
+            .save(&session.to_record(), Precondition::Version(record.version))
+            .unwrap());
+    }
+
     async fn run(
         &self,
         session: Option<&SessionId>,
@@ -164,15 +175,11 @@ async fn a_session_the_server_forgot_falls_back_to_a_new_one() {
 async fn an_old_format_record_is_deleted_and_replaced() {
     let s = setup().await;
     let (id, _) = s.echo(None).await;
-    let mut old = s.client_store.load(&id).unwrap().unwrap();
-    let version = old.meta.version;
-    old.group = b"MLSTLS-GROUP-1\0\0\0\x12openmls_group_data"
-        .to_vec()
-        .into();
-    assert!(s
-        .client_store
-        .save(&old, Precondition::Version(version))
-        .unwrap());
+    s.rewrite(&id, |session| {
+        session.group = b"MLSTLS-GROUP-1\0\0\0\x12openmls_group_data"
+            .to_vec()
+            .into();
+    });
     let (new, how) = s.echo(Some(&id)).await;
     assert!(
         matches!(how, Established::New { fallback: Some(Error::UnknownSession(ref why)) } if why.contains("format 1")),
@@ -191,13 +198,7 @@ async fn an_old_format_record_is_deleted_and_replaced() {
 async fn a_damaged_record_is_an_error_not_a_fallback() {
     let s = setup().await;
     let (id, _) = s.echo(None).await;
-    let mut bad = s.client_store.load(&id).unwrap().unwrap();
-    let version = bad.meta.version;
-    bad.group = b"garbage".to_vec().into();
-    assert!(s
-        .client_store
-        .save(&bad, Precondition::Version(version))
-        .unwrap());
+    s.rewrite(&id, |session| session.group = b"garbage".to_vec().into());
     let err = s.run(Some(&id)).await.unwrap_err();
     assert!(
         matches!(Error::from_io(&err), Some(Error::Store(_))),

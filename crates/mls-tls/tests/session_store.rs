@@ -17,8 +17,8 @@ use mls_tls::credentials::{
 use mls_tls::error::Error;
 use mls_tls::profile::engine::{Engine, ProfileConfig, State};
 use mls_tls::store::{
-    MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionStore,
-    StoredSession,
+    MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
+    SessionStore, StoredSession,
 };
 
 /// Keeps each session as one byte string, as a key-value service would,
@@ -35,22 +35,22 @@ struct Blobs {
 
 impl Blobs {
     fn version(&self, id: &SessionId) -> Option<u64> {
-        self.load(id).unwrap().map(|s| s.meta.version)
+        self.load(id).unwrap().map(|r| r.version)
     }
 
     /// Rewrites the stored record of `id` with `f` (a damaged store).
     fn tamper(&self, id: &SessionId, f: impl FnOnce(&mut StoredSession)) {
-        let mut s = self.load(id).unwrap().unwrap();
+        let mut s = StoredSession::from_bytes(&self.load(id).unwrap().unwrap().data).unwrap();
         f(&mut s);
         self.map
             .lock()
             .unwrap()
-            .insert(id.clone(), s.to_bytes().to_vec());
+            .insert(id.clone(), s.to_record().to_bytes().to_vec());
     }
 }
 
 impl SessionBackend for Blobs {
-    fn load(&self, id: &SessionId) -> Result<Option<StoredSession>, Error> {
+    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
         if let Some(n) = self.loads_left.lock().unwrap().as_mut() {
             if *n == 0 {
                 return Err(Error::Store("database unreachable".into()));
@@ -59,26 +59,26 @@ impl SessionBackend for Blobs {
         }
         let map = self.map.lock().unwrap();
         map.get(id)
-            .map(|b| StoredSession::from_bytes(b))
+            .map(|b| SessionRecord::from_bytes(b))
             .transpose()
     }
 
-    fn save(&self, s: &StoredSession, pre: Precondition) -> Result<bool, Error> {
+    fn save(&self, s: &SessionRecord, pre: Precondition) -> Result<bool, Error> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(Error::Store("disk full".into()));
         }
         let mut map = self.map.lock().unwrap();
         let current = map
-            .get(&s.meta.id)
-            .map(|b| StoredSession::from_bytes(b))
+            .get(s.id())
+            .map(|b| SessionRecord::from_bytes(b))
             .transpose()?;
         let holds = match (pre, current) {
             (Precondition::Absent, None) => true,
-            (Precondition::Version(v), Some(c)) => c.meta.version == v,
+            (Precondition::Version(v), Some(c)) => c.version == v,
             _ => false,
         };
         if holds {
-            map.insert(s.meta.id.clone(), s.to_bytes().to_vec());
+            map.insert(s.id().clone(), s.to_bytes().to_vec());
             *self.saves.lock().unwrap() += 1;
         }
         Ok(holds)
@@ -94,7 +94,7 @@ impl SessionBackend for Blobs {
     fn list(&self) -> Result<Vec<SessionInfo>, Error> {
         let map = self.map.lock().unwrap();
         map.values()
-            .map(|b| Ok(StoredSession::from_bytes(b)?.info()))
+            .map(|b| Ok(SessionRecord::from_bytes(b)?.info))
             .collect()
     }
 }
@@ -103,10 +103,10 @@ impl SessionBackend for Blobs {
 struct Shared(Arc<Blobs>);
 
 impl SessionBackend for Shared {
-    fn load(&self, id: &SessionId) -> Result<Option<StoredSession>, Error> {
+    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
         self.0.load(id)
     }
-    fn save(&self, s: &StoredSession, pre: Precondition) -> Result<bool, Error> {
+    fn save(&self, s: &SessionRecord, pre: Precondition) -> Result<bool, Error> {
         self.0.save(s, pre)
     }
     fn delete(&self, id: &SessionId) -> Result<bool, Error> {
@@ -334,4 +334,57 @@ fn a_record_whose_pending_commit_disagrees_is_a_store_error() {
     let err = Engine::resume(sim.client.config.clone(), &id, sim.now).unwrap_err();
     assert!(matches!(err, Error::Store(_)), "{err:?}");
     assert!(err.to_string().contains("pending commit"), "{err}");
+}
+
+/// A backend's indexed fields and the record's data must agree: a version
+/// or id that differs from the data is a damaged store, not a session to
+/// resume under the wrong precondition.
+#[test]
+fn a_record_whose_fields_disagree_with_its_data_is_a_store_error() {
+    for forge in [
+        (|r: &mut SessionRecord| r.version += 1) as fn(&mut SessionRecord),
+        |r: &mut SessionRecord| r.info.id = SessionId(vec![7; 16]),
+    ] {
+        let (c, client_blobs) = blob_config("client");
+        let (s, _) = blob_config("server");
+        let mut sim = Sim::with_configs(c, s);
+        sim.handshake();
+        let id = sim.session.clone().unwrap();
+        // The stored record, moved to a backend that answers for `id`
+        // with a forged field.
+        let mut record = client_blobs.load(&id).unwrap().unwrap();
+        forge(&mut record);
+        let memory = MemoryBackend::default();
+        let mut under_id = record.clone();
+        under_id.info.id = id.clone();
+        memory.save(&under_id, Precondition::Absent).unwrap();
+        let forged = Forged { memory, record };
+        let config = ProfileConfig {
+            store: Arc::new(SessionStore::with_backend(forged)),
+            ..sim.client.config.clone()
+        };
+        let err = Engine::resume(config, &id, sim.now).unwrap_err();
+        assert!(matches!(err, Error::Store(_)), "{err:?}");
+    }
+}
+
+/// A backend that answers every load with one fixed record.
+struct Forged {
+    memory: MemoryBackend,
+    record: SessionRecord,
+}
+
+impl SessionBackend for Forged {
+    fn load(&self, _: &SessionId) -> Result<Option<SessionRecord>, Error> {
+        Ok(Some(self.record.clone()))
+    }
+    fn save(&self, r: &SessionRecord, pre: Precondition) -> Result<bool, Error> {
+        self.memory.save(r, pre)
+    }
+    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
+        self.memory.delete(id)
+    }
+    fn list(&self) -> Result<Vec<SessionInfo>, Error> {
+        self.memory.list()
+    }
 }

@@ -213,7 +213,13 @@ fn main() {
         ("client-pending", &fx.client_pending),
     ] {
         write(&dir, &format!("{name}.session"), &cat(&[&[0], bytes]));
-        let group = StoredSession::from_bytes(bytes).expect("decodes").group;
+        let session = StoredSession::from_bytes(bytes).expect("decodes");
+        write(
+            &dir,
+            &format!("{name}.record"),
+            &cat(&[&[2], &session.to_record().to_bytes()]),
+        );
+        let group = session.group;
         write(&dir, &format!("{name}.group"), &cat(&[&[1], &group]));
     }
 

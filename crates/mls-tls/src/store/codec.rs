@@ -1,14 +1,60 @@
-//! The byte form of a [`StoredSession`]: a versioned, length-prefixed
-//! record. Strict on read: a damaged record is an error, never a panic.
+//! The byte forms of a [`StoredSession`] (the opaque data of a record) and
+//! of a whole [`SessionRecord`] (for blob backends): versioned,
+//! length-prefixed. Strict on read: damage is an error, never a panic.
 
 use zeroize::Zeroizing;
 
-use super::{InitialRole, PendingCommit, SessionId, SessionMeta, StoredSession, StoredState};
+use super::{
+    from_secs, secs, InitialRole, PendingCommit, SessionId, SessionInfo, SessionMeta,
+    SessionRecord, StoredSession, StoredState,
+};
 use crate::error::Error;
 use crate::message::TwoPartyMessageType;
 use crate::profile::suite::CipherSuite;
 
 const MAGIC: &[u8] = b"MLSTLS-SESSION-1";
+const RECORD_MAGIC: &[u8] = b"MLSTLS-RECORD-1";
+
+pub(super) fn encode_record(r: &SessionRecord) -> Zeroizing<Vec<u8>> {
+    let i = &r.info;
+    let mut out = Zeroizing::new(Vec::with_capacity(64 + i.id.0.len() + r.data.len()));
+    out.extend_from_slice(RECORD_MAGIC);
+    put_bytes(&mut out, &i.id.0);
+    out.extend_from_slice(&i.suite.code_point().to_be_bytes());
+    out.push(role_to_u8(i.initial_role));
+    put_bytes(&mut out, &i.peer_signature_key);
+    out.extend_from_slice(&secs(i.created).to_be_bytes());
+    out.extend_from_slice(&secs(i.last_used).to_be_bytes());
+    out.extend_from_slice(&r.version.to_be_bytes());
+    put_bytes(&mut out, &r.data);
+    out
+}
+
+pub(super) fn decode_record(bytes: &[u8]) -> Result<SessionRecord, Error> {
+    let mut r = Reader(
+        bytes
+            .strip_prefix(RECORD_MAGIC)
+            .ok_or_else(|| bad("not an MLS-TLS session record"))?,
+    );
+    let info = SessionInfo {
+        id: SessionId(r.bytes()?.to_vec()),
+        suite: suite_from_u16(r.u16()?)?,
+        initial_role: role_from_u8(r.u8()?)?,
+        peer_signature_key: r.bytes()?.to_vec(),
+        created: from_secs(r.u64()?),
+        last_used: from_secs(r.u64()?),
+    };
+    let version = r.u64()?;
+    let data = Zeroizing::new(r.bytes()?.to_vec());
+    if !r.0.is_empty() {
+        return Err(bad("trailing bytes after a session record"));
+    }
+    Ok(SessionRecord {
+        info,
+        version,
+        data,
+    })
+}
 
 pub(super) fn encode(s: &StoredSession) -> Zeroizing<Vec<u8>> {
     let m = &s.meta;

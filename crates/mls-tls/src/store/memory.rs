@@ -4,17 +4,17 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Precondition, SessionBackend, SessionId, SessionInfo, StoredSession};
+use super::{Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord};
 use crate::error::Error;
 
 /// A [`SessionBackend`] that keeps records in memory, lost when dropped.
 #[derive(Default)]
 pub struct MemoryBackend {
-    sessions: Mutex<HashMap<SessionId, StoredSession>>,
+    sessions: Mutex<HashMap<SessionId, SessionRecord>>,
 }
 
 impl MemoryBackend {
-    fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, StoredSession>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, SessionRecord>> {
         // Every update is a single insert or remove: a panic elsewhere
         // cannot leave the map half-written.
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
@@ -22,19 +22,19 @@ impl MemoryBackend {
 }
 
 impl SessionBackend for MemoryBackend {
-    fn load(&self, id: &SessionId) -> Result<Option<StoredSession>, Error> {
+    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
         Ok(self.lock().get(id).cloned())
     }
 
-    fn save(&self, session: &StoredSession, precondition: Precondition) -> Result<bool, Error> {
+    fn save(&self, record: &SessionRecord, precondition: Precondition) -> Result<bool, Error> {
         let mut map = self.lock();
-        let holds = match (precondition, map.get(&session.meta.id)) {
+        let holds = match (precondition, map.get(record.id())) {
             (Precondition::Absent, None) => true,
-            (Precondition::Version(v), Some(current)) => current.meta.version == v,
+            (Precondition::Version(v), Some(current)) => current.version == v,
             _ => false,
         };
         if holds {
-            map.insert(session.meta.id.clone(), session.clone());
+            map.insert(record.id().clone(), record.clone());
         }
         Ok(holds)
     }
@@ -44,7 +44,7 @@ impl SessionBackend for MemoryBackend {
     }
 
     fn list(&self) -> Result<Vec<SessionInfo>, Error> {
-        let mut out: Vec<SessionInfo> = self.lock().values().map(StoredSession::info).collect();
+        let mut out: Vec<SessionInfo> = self.lock().values().map(|r| r.info.clone()).collect();
         out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         Ok(out)
     }

@@ -22,6 +22,7 @@ use crate::message::TwoPartyMessageType;
 use crate::profile::suite::CipherSuite;
 
 mod codec;
+pub mod conformance;
 mod memory;
 pub(crate) mod snapshot;
 mod sqlite;
@@ -115,12 +116,12 @@ pub struct SessionMeta {
     pub version: u64,
 }
 
-/// One session as a backend keeps it: the profile state and a snapshot of
-/// the MLS group. The snapshot holds private keys: keep it where only this
-/// party can read it.
+/// One session decoded: the profile state and a snapshot of the MLS group.
+/// Backends never see this: they keep [`SessionRecord`]s, whose opaque
+/// `data` is this session encoded ([`StoredSession::to_bytes`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredSession {
-    /// The profile state, readable so a backend can index it.
+    /// The profile state.
     pub meta: SessionMeta,
     /// The MLS group state, opaque (zeroized when dropped).
     pub group: Zeroizing<Vec<u8>>,
@@ -148,17 +149,71 @@ impl StoredSession {
         }
     }
 
-    /// The whole record as one byte string, for backends that store blobs
-    /// (a key-value store, a file per session). Read back with
-    /// [`StoredSession::from_bytes`].
+    /// The session encoded (format `MLSTLS-SESSION-1`): the `data` of its
+    /// [`SessionRecord`]. Read back with [`StoredSession::from_bytes`].
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         codec::encode(self)
     }
 
-    /// Reads a record written by [`StoredSession::to_bytes`]; damaged input
-    /// is an [`Error::Store`], never a panic.
+    /// Reads a session written by [`StoredSession::to_bytes`]; damaged
+    /// input is an [`Error::Store`], never a panic.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         codec::decode(bytes)
+    }
+
+    /// The record a backend keeps for this session.
+    pub fn to_record(&self) -> SessionRecord {
+        SessionRecord {
+            info: self.info(),
+            version: self.meta.version,
+            data: self.to_bytes(),
+        }
+    }
+}
+
+/// One session as a [`SessionBackend`] keeps it: the fields a backend may
+/// index or filter on, and the session itself as opaque bytes that only
+/// the store reads. `data` holds the MLS group's private keys: keep it
+/// where only this party can read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// What [`SessionStore::list`] reports: id, suite, role, peer key,
+    /// creation and last use (whole seconds).
+    pub info: SessionInfo,
+    /// Incremented by every stored transition; [`Precondition::Version`]
+    /// compares against it.
+    pub version: u64,
+    /// The session, encoded by the store (zeroized when dropped).
+    pub data: Zeroizing<Vec<u8>>,
+}
+
+impl core::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("info", &self.info)
+            .field("version", &self.version)
+            .field("data_len", &self.data.len())
+            .finish()
+    }
+}
+
+impl SessionRecord {
+    /// The session id.
+    pub fn id(&self) -> &SessionId {
+        &self.info.id
+    }
+
+    /// The whole record as one byte string (format `MLSTLS-RECORD-1`), for
+    /// backends that store blobs (a key-value store, a file per session).
+    /// Read back with [`SessionRecord::from_bytes`].
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        codec::encode_record(self)
+    }
+
+    /// Reads a record written by [`SessionRecord::to_bytes`]; damaged
+    /// input is an [`Error::Store`], never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        codec::decode_record(bytes)
     }
 }
 
@@ -190,7 +245,9 @@ pub enum Precondition {
 }
 
 /// Where [`SessionStore`] keeps sessions: implement this to put sessions in
-/// another database or service.
+/// another database or service. A backend sees [`SessionRecord`]s: the id,
+/// version and index fields, and opaque bytes; the engine's state is never
+/// part of this API. [`conformance::check`] tests an implementation.
 ///
 /// Contract (SPEC 10): `save` is atomic (the old record or the new one,
 /// never a mix), checks its [`Precondition`] atomically with the write, and
@@ -202,7 +259,7 @@ pub enum Precondition {
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
 /// use mls_tls::store::{
-///     Precondition, SessionBackend, SessionId, SessionInfo, SessionStore, StoredSession,
+///     Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord, SessionStore,
 /// };
 /// use mls_tls::Error;
 ///
@@ -211,20 +268,20 @@ pub enum Precondition {
 /// struct Blobs(Mutex<HashMap<SessionId, Vec<u8>>>);
 ///
 /// impl SessionBackend for Blobs {
-///     fn load(&self, id: &SessionId) -> Result<Option<StoredSession>, Error> {
+///     fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
 ///         let map = self.0.lock().unwrap();
-///         map.get(id).map(|b| StoredSession::from_bytes(b)).transpose()
+///         map.get(id).map(|b| SessionRecord::from_bytes(b)).transpose()
 ///     }
-///     fn save(&self, s: &StoredSession, pre: Precondition) -> Result<bool, Error> {
+///     fn save(&self, r: &SessionRecord, pre: Precondition) -> Result<bool, Error> {
 ///         let mut map = self.0.lock().unwrap();
-///         let current = map.get(&s.meta.id).map(|b| StoredSession::from_bytes(b)).transpose()?;
+///         let current = map.get(r.id()).map(|b| SessionRecord::from_bytes(b)).transpose()?;
 ///         let ok = match (pre, current) {
 ///             (Precondition::Absent, None) => true,
-///             (Precondition::Version(v), Some(c)) => c.meta.version == v,
+///             (Precondition::Version(v), Some(c)) => c.version == v,
 ///             _ => false,
 ///         };
 ///         if ok {
-///             map.insert(s.meta.id.clone(), s.to_bytes().to_vec());
+///             map.insert(r.id().clone(), r.to_bytes().to_vec());
 ///         }
 ///         Ok(ok)
 ///     }
@@ -233,19 +290,20 @@ pub enum Precondition {
 ///     }
 ///     fn list(&self) -> Result<Vec<SessionInfo>, Error> {
 ///         let map = self.0.lock().unwrap();
-///         map.values().map(|b| Ok(StoredSession::from_bytes(b)?.info())).collect()
+///         map.values().map(|b| Ok(SessionRecord::from_bytes(b)?.info)).collect()
 ///     }
 /// }
 ///
+/// mls_tls::store::conformance::check(&Blobs::default());
 /// let store = SessionStore::with_backend(Blobs::default());
 /// assert!(store.list().unwrap().is_empty());
 /// ```
 pub trait SessionBackend: Send + Sync {
     /// The stored record of `id`, if any.
-    fn load(&self, id: &SessionId) -> Result<Option<StoredSession>, Error>;
+    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error>;
 
-    /// Writes `session` if `precondition` holds; returns whether it wrote.
-    fn save(&self, session: &StoredSession, precondition: Precondition) -> Result<bool, Error>;
+    /// Writes `record` if `precondition` holds; returns whether it wrote.
+    fn save(&self, record: &SessionRecord, precondition: Precondition) -> Result<bool, Error>;
 
     /// Deletes the record of `id`; returns whether it existed.
     fn delete(&self, id: &SessionId) -> Result<bool, Error>;
@@ -342,8 +400,25 @@ impl SessionStore {
         self.backend.delete_unused_since(from_secs(secs(cutoff)))
     }
 
+    /// The decoded session `id`, if stored. A record whose indexed fields
+    /// disagree with its data is [`Error::Store`].
     pub(crate) fn load(&self, id: &SessionId) -> Result<Option<StoredSession>, Error> {
-        self.backend.load(id)
+        let Some(record) = self.backend.load(id)? else {
+            return Ok(None);
+        };
+        let session = StoredSession::from_bytes(&record.data)?;
+        if session.meta.id != *id || record.info.id != *id {
+            return Err(Error::Store(format!(
+                "record of {id} stored under another id"
+            )));
+        }
+        if session.meta.version != record.version {
+            return Err(Error::Store(format!(
+                "record of {id}: version {} in its data, {} in the backend's field",
+                session.meta.version, record.version
+            )));
+        }
+        Ok(Some(session))
     }
 
     pub(crate) fn save(
@@ -351,7 +426,7 @@ impl SessionStore {
         session: &StoredSession,
         precondition: Precondition,
     ) -> Result<bool, Error> {
-        self.backend.save(session, precondition)
+        self.backend.save(&session.to_record(), precondition)
     }
 
     /// Claims `id` for a connection, superseding any earlier claim.
@@ -384,77 +459,27 @@ pub(crate) fn from_secs(s: u64) -> SystemTime {
 mod tests {
     use super::*;
 
-    fn session(id: u8, version: u64, last_used: u64) -> StoredSession {
-        StoredSession {
-            meta: SessionMeta {
-                id: SessionId(vec![id; 16]),
-                suite: CipherSuite::DEFAULT,
-                initial_role: InitialRole::Initiator,
-                state: StoredState::Synced,
-                pending: None,
-                last_commit_hash: None,
-                last_send_epoch: 1,
-                peer_credential: vec![1, 2],
-                peer_signature_key: vec![id; 32],
-                created: 1000 + u64::from(id),
-                last_used,
-                version,
-            },
-            group: Zeroizing::new(vec![id; 64]),
-        }
-    }
-
-    /// What every backend must do: preconditions checked, records
-    /// returned as saved, listing, deletion and the sweep.
-    fn conformance(b: &dyn SessionBackend) {
-        let a1 = session(1, 1, 5000);
-        assert!(b.load(&a1.meta.id).unwrap().is_none());
-        assert!(!b.save(&a1, Precondition::Version(0)).unwrap(), "absent");
-        assert!(b.save(&a1, Precondition::Absent).unwrap());
-        assert!(!b.save(&a1, Precondition::Absent).unwrap(), "exists");
-        assert_eq!(b.load(&a1.meta.id).unwrap().unwrap(), a1);
-        let a2 = session(1, 2, 6000);
-        assert!(!b.save(&a2, Precondition::Version(0)).unwrap(), "stale");
-        assert_eq!(b.load(&a1.meta.id).unwrap().unwrap(), a1, "unchanged");
-        assert!(b.save(&a2, Precondition::Version(1)).unwrap());
-        assert_eq!(b.load(&a1.meta.id).unwrap().unwrap(), a2);
-        let other = session(2, 1, 9000);
-        assert!(b.save(&other, Precondition::Absent).unwrap());
-        let list = b.list().unwrap();
-        assert_eq!(list, vec![a2.info(), other.info()]);
-        // Used at 6000: a cutoff at 6000 keeps it, one later removes it.
-        assert_eq!(b.delete_unused_since(from_secs(6000)).unwrap(), 0);
-        assert_eq!(b.delete_unused_since(from_secs(6001)).unwrap(), 1);
-        assert!(b.load(&a1.meta.id).unwrap().is_none());
-        assert!(b.delete(&other.meta.id).unwrap());
-        assert!(!b.delete(&other.meta.id).unwrap());
-        assert!(b.list().unwrap().is_empty());
-    }
-
     #[test]
     fn memory_backend_conforms() {
-        conformance(&MemoryBackend::default());
+        conformance::check(&MemoryBackend::default());
     }
 
     #[test]
     fn sqlite_backend_conforms_in_memory_and_on_disk() {
-        conformance(&SqliteBackend::in_memory().unwrap());
+        conformance::check(&SqliteBackend::in_memory().unwrap());
         let dir = std::env::temp_dir().join(format!("mlstls-store-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("conformance.db");
         let _ = std::fs::remove_file(&path);
-        conformance(&SqliteBackend::open(&path).unwrap());
+        conformance::check(&SqliteBackend::open(&path).unwrap());
         // A record survives closing and reopening the file.
-        let s = session(3, 7, 100);
+        let s = conformance::record(3, 7, 100);
         SqliteBackend::open(&path)
             .unwrap()
             .save(&s, Precondition::Absent)
             .unwrap();
         assert_eq!(
-            SqliteBackend::open(&path)
-                .unwrap()
-                .load(&s.meta.id)
-                .unwrap(),
+            SqliteBackend::open(&path).unwrap().load(s.id()).unwrap(),
             Some(s)
         );
         std::fs::remove_dir_all(&dir).unwrap();
@@ -463,12 +488,12 @@ mod tests {
     #[test]
     fn a_damaged_sqlite_record_is_a_store_error() {
         let b = SqliteBackend::in_memory().unwrap();
-        let s = session(4, 1, 100);
+        let s = conformance::record(4, 1, 100);
         b.save(&s, Precondition::Absent).unwrap();
         b.lock()
-            .execute("UPDATE mlstls_session_records SET record = x'00'", [])
+            .execute("UPDATE mlstls_session_records SET suite = 999", [])
             .unwrap();
-        assert!(matches!(b.load(&s.meta.id), Err(Error::Store(_))));
+        assert!(matches!(b.load(s.id()), Err(Error::Store(_))));
     }
 
     #[test]

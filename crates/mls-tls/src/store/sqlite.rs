@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::codec::{role_from_u8, role_to_u8, suite_from_u16};
-use super::{from_secs, secs, Precondition, SessionBackend, SessionId, SessionInfo, StoredSession};
+use super::{from_secs, secs, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord};
 use crate::error::Error;
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS mlstls_session_records (
@@ -68,36 +68,54 @@ impl SqliteBackend {
 }
 
 impl SessionBackend for SqliteBackend {
-    fn load(&self, id: &SessionId) -> Result<Option<StoredSession>, Error> {
-        let record: Option<Vec<u8>> = self
+    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+        let row = self
             .lock()
             .query_row(
-                "SELECT record FROM mlstls_session_records WHERE id = ?1",
+                "SELECT suite, initial_role, peer_signature_key, created, last_used, version, record
+                 FROM mlstls_session_records WHERE id = ?1",
                 [&id.0],
-                |r| r.get(0),
+                |r| {
+                    Ok((
+                        r.get::<_, u16>(0)?,
+                        r.get::<_, u8>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        zeroize::Zeroizing::new(r.get::<_, Vec<u8>>(6)?),
+                    ))
+                },
             )
             .optional()
             .map_err(store_err)?;
-        let Some(record) = record.map(zeroize::Zeroizing::new) else {
+        let Some((suite, role, key, created, used, version, data)) = row else {
             return Ok(None);
         };
-        let session = StoredSession::from_bytes(&record)?;
-        if session.meta.id != *id {
-            return Err(Error::Store("record stored under another id".into()));
-        }
-        Ok(Some(session))
+        Ok(Some(SessionRecord {
+            info: SessionInfo {
+                id: id.clone(),
+                suite: suite_from_u16(suite)?,
+                initial_role: role_from_u8(role)?,
+                peer_signature_key: key,
+                created: from_secs(created.max(0) as u64),
+                last_used: from_secs(used.max(0) as u64),
+            },
+            version: u64::try_from(version)
+                .map_err(|_| Error::Store(format!("record of {id}: negative version")))?,
+            data,
+        }))
     }
 
-    fn save(&self, session: &StoredSession, precondition: Precondition) -> Result<bool, Error> {
-        let m = &session.meta;
-        let record = session.to_bytes();
+    fn save(&self, record: &SessionRecord, precondition: Precondition) -> Result<bool, Error> {
+        let info = &record.info;
         let conn = self.lock();
         let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)
             .map_err(store_err)?;
         let current: Option<i64> = tx
             .query_row(
                 "SELECT version FROM mlstls_session_records WHERE id = ?1",
-                [&m.id.0],
+                [&info.id.0],
                 |r| r.get(0),
             )
             .optional()
@@ -115,14 +133,14 @@ impl SessionBackend for SqliteBackend {
                 (id, suite, initial_role, peer_signature_key, created, last_used, version, record)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
-                m.id.0,
-                m.suite.code_point(),
-                role_to_u8(m.initial_role),
-                m.peer_signature_key,
-                m.created as i64,
-                m.last_used as i64,
-                m.version as i64,
-                &record[..],
+                info.id.0,
+                info.suite.code_point(),
+                role_to_u8(info.initial_role),
+                info.peer_signature_key,
+                secs(info.created) as i64,
+                secs(info.last_used) as i64,
+                record.version as i64,
+                &record.data[..],
             ],
         )
         .map_err(store_err)?;

@@ -1,0 +1,110 @@
+//! What every [`SessionBackend`] must do, as a function a backend's own
+//! tests call: preconditions checked atomically, records returned exactly
+//! as saved, listing, deletion and the sweep (SPEC 10).
+//!
+//! ```
+//! use mls_tls::store::{conformance, MemoryBackend};
+//! conformance::check(&MemoryBackend::default());
+//! ```
+
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::{
+    from_secs, InitialRole, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
+};
+use crate::profile::suite::CipherSuite;
+
+/// A record with made-up fields: `id` fills the 16-byte session id and the
+/// opaque data (which a backend must not interpret), `last_used` is in
+/// seconds since the Unix epoch.
+pub fn record(id: u8, version: u64, last_used: u64) -> SessionRecord {
+    SessionRecord {
+        info: SessionInfo {
+            id: SessionId(vec![id; 16]),
+            suite: CipherSuite::DEFAULT,
+            initial_role: InitialRole::Initiator,
+            peer_signature_key: vec![id; 32],
+            created: from_secs(1000 + u64::from(id)),
+            last_used: from_secs(last_used),
+        },
+        version,
+        data: Zeroizing::new(vec![id; 64 + version as usize]),
+    }
+}
+
+/// Runs the contract against an empty backend; panics at the first
+/// violation, naming it. Leaves the backend empty.
+pub fn check(b: &dyn SessionBackend) {
+    let a1 = record(1, 1, 5000);
+    assert!(
+        b.load(a1.id()).unwrap().is_none(),
+        "an empty backend has no record"
+    );
+    assert!(
+        !b.save(&a1, Precondition::Version(0)).unwrap(),
+        "Version(_) on an absent record must not write"
+    );
+    assert!(
+        b.save(&a1, Precondition::Absent).unwrap(),
+        "Absent on an absent record writes"
+    );
+    assert!(
+        !b.save(&a1, Precondition::Absent).unwrap(),
+        "Absent on an existing record must not write"
+    );
+    assert_eq!(
+        b.load(a1.id()).unwrap().unwrap(),
+        a1,
+        "a record reads back as saved"
+    );
+    let a2 = record(1, 2, 6000);
+    assert!(
+        !b.save(&a2, Precondition::Version(0)).unwrap(),
+        "a stale Version(_) must not write"
+    );
+    assert_eq!(
+        b.load(a1.id()).unwrap().unwrap(),
+        a1,
+        "a refused save changes nothing"
+    );
+    assert!(
+        b.save(&a2, Precondition::Version(1)).unwrap(),
+        "the current version writes"
+    );
+    assert_eq!(
+        b.load(a1.id()).unwrap().unwrap(),
+        a2,
+        "the new record replaces the old"
+    );
+    let other = record(2, 1, 9000);
+    assert!(b.save(&other, Precondition::Absent).unwrap());
+    assert_eq!(
+        b.list().unwrap(),
+        vec![a2.info.clone(), other.info.clone()],
+        "list: every record's info, by creation time"
+    );
+    // Used at 6000: a cutoff at 6000 keeps it, one a second later removes it.
+    assert_eq!(
+        b.delete_unused_since(from_secs(6000)).unwrap(),
+        0,
+        "cutoff is exclusive"
+    );
+    assert_eq!(
+        b.delete_unused_since(from_secs(6000) + Duration::from_secs(1))
+            .unwrap(),
+        1,
+        "records used before the cutoff are deleted"
+    );
+    assert!(b.load(a1.id()).unwrap().is_none());
+    assert!(
+        b.delete(other.id()).unwrap(),
+        "delete reports an existing record"
+    );
+    assert!(
+        !b.delete(other.id()).unwrap(),
+        "delete reports a missing record"
+    );
+    assert!(b.list().unwrap().is_empty(), "the backend is left empty");
+}
