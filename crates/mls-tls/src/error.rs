@@ -220,7 +220,10 @@ impl fmt::Display for Error {
             Self::Mls(why) => write!(f, "local MLS failure: {why}"),
             Self::Store(why) => write!(f, "session store failure: {why}"),
             Self::UnknownSession(why) => {
-                write!(f, "session cannot be resumed, a new handshake is needed: {why}")
+                write!(
+                    f,
+                    "session cannot be resumed, a new handshake is needed: {why}"
+                )
             }
             Self::ResumptionRefused => {
                 f.write_str("resumption refused: this side is resuming the session itself")
@@ -329,10 +332,7 @@ mod tests {
             ),
             (Error::KeyUsageExhausted, Some(A::InternalError)),
             (Error::Internal("x"), Some(A::InternalError)),
-            (
-                Error::UnknownSession("x".into()),
-                Some(A::HandshakeFailure),
-            ),
+            (Error::UnknownSession("x".into()), Some(A::HandshakeFailure)),
             (Error::BadCertificate("x".into()), Some(A::BadCertificate)),
             (
                 Error::CertificateExpired("x".into()),

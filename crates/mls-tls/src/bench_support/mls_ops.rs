@@ -52,10 +52,7 @@ impl Member {
     }
 
     fn parts(&mut self) -> Result<(&mut MlsGroup, MlsProvider<'_>), Error> {
-        let group = self
-            .group
-            .as_mut()
-            .ok_or(Error::Internal("no group yet"))?;
+        let group = self.group.as_mut().ok_or(Error::Internal("no group yet"))?;
         Ok((group, MlsProvider::new(&self.crypto, &self.storage)))
     }
 }
@@ -69,7 +66,9 @@ fn timed<R>(clock: &dyn Fn() -> Duration, acc: &mut Duration, f: impl FnOnce() -
 
 fn export(group: &MlsGroup, crypto: &CryptoBackend, suite: CipherSuite) -> Result<(), Error> {
     TrafficSecrets::from_exporter(suite.hash(), |label, len| {
-        group.export_secret(crypto, label, &[], len).map_err(mls_err)
+        group
+            .export_secret(crypto, label, &[], len)
+            .map_err(mls_err)
     })
     .map(drop)
 }
@@ -122,9 +121,10 @@ impl MlsOps {
         })?;
         let (mut s, welcome) = timed(clock, &mut hs.server, || -> Result<_, Error> {
             let mut s = Member::new(suite)?;
-            let MlsMessageBodyIn::KeyPackage(kp_in) = MlsMessageIn::tls_deserialize_exact(&key_package)
-                .map_err(mls_err)?
-                .extract()
+            let MlsMessageBodyIn::KeyPackage(kp_in) =
+                MlsMessageIn::tls_deserialize_exact(&key_package)
+                    .map_err(mls_err)?
+                    .extract()
             else {
                 return Err(Error::Internal("not a KeyPackage"));
             };
@@ -183,8 +183,7 @@ impl MlsOps {
                 let processed = group
                     .process_message(&provider, private_message(&commit)?)
                     .map_err(mls_err)?;
-                let ProcessedMessageContent::StagedCommitMessage(staged) =
-                    processed.into_content()
+                let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
                 else {
                     return Err(Error::Internal("not a commit"));
                 };
@@ -198,9 +197,7 @@ impl MlsOps {
                 let (group, provider) = c.parts()?;
                 let message = private_message(&eku)?;
                 group.merge_pending_commit(&provider).map_err(mls_err)?;
-                group
-                    .process_message(&provider, message)
-                    .map_err(mls_err)?;
+                group.process_message(&provider, message).map_err(mls_err)?;
                 export(group, provider.crypto(), suite)
             })?;
             rounds.push(up);

@@ -49,7 +49,11 @@ impl GroupStorage {
             .map_err(|_| Error::Internal("group storage lock poisoned"))?;
         let mut entries: Vec<(&Vec<u8>, &Vec<u8>)> = values.iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let size = MAGIC.len() + entries.iter().map(|(k, v)| 6 + k.len() + v.len()).sum::<usize>();
+        let size = MAGIC.len()
+            + entries
+                .iter()
+                .map(|(k, v)| 6 + k.len() + v.len())
+                .sum::<usize>();
         let mut out = Zeroizing::new(Vec::with_capacity(size));
         out.extend_from_slice(MAGIC);
         for (key, value) in entries {
@@ -97,7 +101,8 @@ impl GroupStorage {
             }
             last = Some(key);
             let value_len = take(&mut r, 4).ok_or_else(|| bad("truncated"))?;
-            let value_len = u32::from_be_bytes([value_len[0], value_len[1], value_len[2], value_len[3]]);
+            let value_len =
+                u32::from_be_bytes([value_len[0], value_len[1], value_len[2], value_len[3]]);
             let value_len = usize::try_from(value_len).map_err(|_| bad("truncated"))?;
             let value = take(&mut r, value_len).ok_or_else(|| bad("truncated"))?;
             map.insert(key.to_vec(), value.to_vec());

@@ -383,7 +383,11 @@ pub(super) fn load_active(
                 "stored session is in an old format: deleting it; a new handshake replaces it"
             );
             let why = format!("stored session {id}: {why}");
-            return Err(delete_session(&config.store, id, Error::UnknownSession(why)));
+            return Err(delete_session(
+                &config.store,
+                id,
+                Error::UnknownSession(why),
+            ));
         }
         Err(e) => return Err(e),
     };
