@@ -6,7 +6,7 @@ pub mod auth;
 pub(crate) mod crypto;
 pub mod engine;
 pub(crate) mod group;
-mod hpke_p384;
+mod hpke;
 pub mod message;
 pub(crate) mod persist;
 pub mod store;
