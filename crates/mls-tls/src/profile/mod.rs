@@ -5,5 +5,5 @@
 pub(crate) mod crypto;
 pub mod engine;
 pub(crate) mod group;
-mod hpke_p384;
+mod hpke;
 pub mod suite;

@@ -8,7 +8,8 @@
 //! results are the same bytes the providers give (see the cross-checks in
 //! the tests): SHA-2, HMAC (RFC 2104), HKDF (RFC 5869), and verification of
 //! Ed25519 (RFC 8032) and ECDSA P-256/P-384 (DER signatures, SEC1 keys).
-//! AEAD, HPKE, signing keys and randomness stay with the provider.
+//! AEAD, signing keys and randomness stay with the provider; HPKE for the
+//! DHKEM suites is built on these helpers in `profile::hpke`.
 
 use aws_lc_rs::{digest, hmac, signature};
 use openmls_traits::types::{CryptoError, HashType, SignatureScheme};

@@ -6,7 +6,8 @@
 //! `CryptoBackend` is an enum that delegates every trait method to the
 //! provider inside, which keeps one concrete provider type for the library.
 //! Hashing, HMAC, HKDF and Ed25519/ECDSA verification skip the provider and
-//! run on aws-lc-rs for every suite ([`awslc`]).
+//! run on aws-lc-rs for every suite ([`awslc`]), and so does HPKE with
+//! DHKEM(X25519) or DHKEM(P-384) (suites 0x0001, 0x0003, 0x0007: [`hpke`]).
 
 use std::fmt;
 
@@ -20,7 +21,7 @@ use openmls_traits::types::{
 use openmls_traits::OpenMlsProvider;
 use tls_codec::SecretVLBytes;
 
-use super::hpke_p384;
+use super::hpke;
 use super::suite::{Backend, CipherSuite};
 use crate::store::snapshot::GroupStorage;
 
@@ -40,7 +41,8 @@ pub(crate) enum CryptoBackend {
     RustCrypto(openmls_rust_crypto::RustCrypto),
     /// Suite 0x0007, which neither provider offers: `openmls_rust_crypto` for
     /// everything except HPKE with DHKEM(P-384), which goes to MLS-TLS's own
-    /// RFC 9180 code on aws-lc-rs ([`hpke_p384`]).
+    /// RFC 9180 code on aws-lc-rs ([`hpke`]), as the HPKE of 0x0001 and
+    /// 0x0003 does on the libcrux backend.
     RustCryptoP384(openmls_rust_crypto::RustCrypto),
 }
 
@@ -193,11 +195,10 @@ impl OpenMlsCrypto for CryptoBackend {
         aad: &[u8],
         ptxt: &[u8],
     ) -> Result<HpkeCiphertext, CryptoError> {
-        match self {
-            Self::RustCryptoP384(_) if hpke_p384::handles(&config) => {
-                hpke_p384::seal(&config, pk_r, info, aad, ptxt)
-            }
-            _ => dispatch!(self, c => c.hpke_seal(config, pk_r, info, aad, ptxt)),
+        if hpke::handles(&config) {
+            hpke::seal(&config, pk_r, info, aad, ptxt)
+        } else {
+            dispatch!(self, c => c.hpke_seal(config, pk_r, info, aad, ptxt))
         }
     }
 
@@ -209,11 +210,10 @@ impl OpenMlsCrypto for CryptoBackend {
         info: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        match self {
-            Self::RustCryptoP384(_) if hpke_p384::handles(&config) => {
-                hpke_p384::open(&config, input, sk_r, info, aad)
-            }
-            _ => dispatch!(self, c => c.hpke_open(config, input, sk_r, info, aad)),
+        if hpke::handles(&config) {
+            hpke::open(&config, input, sk_r, info, aad)
+        } else {
+            dispatch!(self, c => c.hpke_open(config, input, sk_r, info, aad))
         }
     }
 
@@ -225,23 +225,16 @@ impl OpenMlsCrypto for CryptoBackend {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<(KemOutput, ExporterSecret), CryptoError> {
-        match self {
-            Self::RustCryptoP384(_) if hpke_p384::handles(&config) => {
-                hpke_p384::setup_sender_and_export(
-                    &config,
-                    pk_r,
-                    info,
-                    exporter_context,
-                    exporter_length,
-                )
-            }
-            _ => dispatch!(self, c => c.hpke_setup_sender_and_export(
+        if hpke::handles(&config) {
+            hpke::setup_sender_and_export(&config, pk_r, info, exporter_context, exporter_length)
+        } else {
+            dispatch!(self, c => c.hpke_setup_sender_and_export(
                 config,
                 pk_r,
                 info,
                 exporter_context,
                 exporter_length,
-            )),
+            ))
         }
     }
 
@@ -254,25 +247,24 @@ impl OpenMlsCrypto for CryptoBackend {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<ExporterSecret, CryptoError> {
-        match self {
-            Self::RustCryptoP384(_) if hpke_p384::handles(&config) => {
-                hpke_p384::setup_receiver_and_export(
-                    &config,
-                    enc,
-                    sk_r,
-                    info,
-                    exporter_context,
-                    exporter_length,
-                )
-            }
-            _ => dispatch!(self, c => c.hpke_setup_receiver_and_export(
+        if hpke::handles(&config) {
+            hpke::setup_receiver_and_export(
+                &config,
+                enc,
+                sk_r,
+                info,
+                exporter_context,
+                exporter_length,
+            )
+        } else {
+            dispatch!(self, c => c.hpke_setup_receiver_and_export(
                 config,
                 enc,
                 sk_r,
                 info,
                 exporter_context,
                 exporter_length,
-            )),
+            ))
         }
     }
 
@@ -281,11 +273,10 @@ impl OpenMlsCrypto for CryptoBackend {
         config: HpkeConfig,
         ikm: &[u8],
     ) -> Result<HpkeKeyPair, CryptoError> {
-        match self {
-            Self::RustCryptoP384(_) if hpke_p384::handles(&config) => {
-                hpke_p384::derive_key_pair(&config, ikm)
-            }
-            _ => dispatch!(self, c => c.derive_hpke_keypair(config, ikm)),
+        if hpke::handles(&config) {
+            hpke::derive_key_pair(&config, ikm)
+        } else {
+            dispatch!(self, c => c.derive_hpke_keypair(config, ikm))
         }
     }
     // The trait's other methods (`hpke_open_psk`, `hpke_seal_psk_resolved_aad`,

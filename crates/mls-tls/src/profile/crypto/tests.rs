@@ -1,5 +1,6 @@
 //! Tests of the provider: the two-party MLS flow on every suite, backend
-//! selection and delegation, and P-384 HPKE routing.
+//! selection and delegation, and HPKE routing (P-384 and X25519 to
+//! `profile::hpke`).
 
 use super::*;
 use crate::schedule::HashAlgorithm;
@@ -254,7 +255,7 @@ fn backend_matches_suite_and_delegates() -> TestResult {
     Ok(())
 }
 
-/// 0x0007's HPKE goes to `hpke_p384`; everything else, and other KEMs,
+/// 0x0007's HPKE goes to `hpke`; everything else, and other KEMs,
 /// still reach rust_crypto (which cannot do DHKEM(P-384) itself).
 #[test]
 fn p384_backend_routes_hpke_to_own_implementation() -> TestResult {
@@ -266,7 +267,7 @@ fn p384_backend_routes_hpke_to_own_implementation() -> TestResult {
     let config = P384_SUITE.hpke_config();
     let kp = backend.derive_hpke_keypair(P384_SUITE.hpke_config(), b"ikm")?;
     assert_eq!((kp.private.len(), kp.public.len()), (48, 97));
-    let ct = backend.hpke_seal(config, &kp.public, b"info", b"aad", b"pt")?;
+    let ct = backend.hpke_seal(dup(&config), &kp.public, b"info", b"aad", b"pt")?;
     let pt = backend.hpke_open(P384_SUITE.hpke_config(), &ct, &kp.private, b"info", b"aad")?;
     assert_eq!(pt, b"pt");
     let (enc, sent) = backend.hpke_setup_sender_and_export(
@@ -295,6 +296,90 @@ fn p384_backend_routes_hpke_to_own_implementation() -> TestResult {
     let plain = CryptoBackend::for_suite(CipherSuite::P256Aes128GcmSha256P256)?;
     assert!(plain.supports(P384_SUITE).is_err());
     assert!(!plain.supported_ciphersuites().contains(&P384_SUITE));
+    Ok(())
+}
+
+/// A copy of `config` (`HpkeConfig` is not `Clone`).
+fn dup(config: &HpkeConfig) -> HpkeConfig {
+    HpkeConfig(config.0, config.1, config.2)
+}
+
+/// The HPKE of 0x0001, 0x0003 and 0x0007 runs on `hpke`, that of every
+/// other suite (X-Wing, ML-KEM, P-256) on the provider.
+#[test]
+fn hpke_routing_follows_the_hpke_config() -> TestResult {
+    for suite in CipherSuite::ALL {
+        let config = suite.mls().hpke_config();
+        let own = matches!(suite.code_point(), 0x0001 | 0x0003 | 0x0007);
+        assert_eq!(hpke::handles(&config), own, "{suite}");
+    }
+
+    // Through the backend, the X25519 suites interoperate both ways with
+    // libcrux's own HPKE (what older builds and stored sessions used).
+    let lc = openmls_libcrux_crypto::CryptoProvider::new()?;
+    for suite in [
+        CipherSuite::X25519Aes128GcmSha256Ed25519,
+        CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+    ] {
+        let backend = CryptoBackend::for_suite(suite)?;
+        assert!(matches!(backend, CryptoBackend::Libcrux(_)));
+        let config = suite.mls().hpke_config();
+        let kp = backend.derive_hpke_keypair(dup(&config), b"ikm")?;
+        let theirs = lc.derive_hpke_keypair(dup(&config), b"ikm")?;
+        assert_eq!(
+            (&*kp.private, &kp.public),
+            (&*theirs.private, &theirs.public)
+        );
+
+        let ct = backend.hpke_seal(dup(&config), &kp.public, b"info", b"aad", b"pt")?;
+        assert_eq!(
+            lc.hpke_open(dup(&config), &ct, &kp.private, b"info", b"aad")?,
+            b"pt"
+        );
+        let ct = lc.hpke_seal(dup(&config), &kp.public, b"info", b"aad", b"tp")?;
+        assert_eq!(
+            backend.hpke_open(dup(&config), &ct, &kp.private, b"info", b"aad")?,
+            b"tp"
+        );
+
+        let (enc, sent) =
+            backend.hpke_setup_sender_and_export(dup(&config), &kp.public, b"info", b"ctx", 32)?;
+        let received = lc.hpke_setup_receiver_and_export(
+            dup(&config),
+            &enc,
+            &kp.private,
+            b"info",
+            b"ctx",
+            32,
+        )?;
+        assert_eq!(&*sent, &*received);
+        let (enc, sent) =
+            lc.hpke_setup_sender_and_export(dup(&config), &kp.public, b"info", b"ctx", 32)?;
+        let received = backend.hpke_setup_receiver_and_export(
+            dup(&config),
+            &enc,
+            &kp.private,
+            b"info",
+            b"ctx",
+            32,
+        )?;
+        assert_eq!(&*sent, &*received);
+    }
+
+    // X-Wing (the default suite) is libcrux's: `hpke` refuses it.
+    let suite = CipherSuite::MlKem768X25519Aes128GcmSha256Ed25519;
+    let backend = CryptoBackend::for_suite(suite)?;
+    let config = suite.mls().hpke_config();
+    let kp = backend.derive_hpke_keypair(dup(&config), &[7; 32])?;
+    assert_eq!(
+        hpke::derive_key_pair(&config, &[7; 32]).err(),
+        Some(CryptoError::UnsupportedCiphersuite)
+    );
+    let ct = backend.hpke_seal(dup(&config), &kp.public, b"info", b"aad", b"pt")?;
+    assert_eq!(
+        backend.hpke_open(dup(&config), &ct, &kp.private, b"info", b"aad")?,
+        b"pt"
+    );
     Ok(())
 }
 

@@ -1,7 +1,28 @@
+//! Tests of the DHKEM(P-384) suite (MLS 0x0007).
+
 use super::*;
 use proptest::prelude::*;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// `Nsk`, `Npk` (= `Nenc`) of DHKEM(P-384) and `Nh` of HKDF-SHA384.
+const N_SK: usize = 48;
+const N_PK: usize = 97;
+const N_H: usize = 48;
+
+const SUITE: &Suite = &P384_SHA384_AES256GCM;
+
+fn private_key(sk: &[u8]) -> Result<agreement::PrivateKey, CryptoError> {
+    DHKEM_P384.private_key(sk)
+}
+
+fn hkdf_extract(salt: &[u8], ikm: &[u8]) -> Secret {
+    awslc::hkdf_extract(HashType::Sha2_384, salt, ikm)
+}
+
+fn hkdf_expand(prk: &[u8], info: &[u8], len: usize) -> Result<Secret, CryptoError> {
+    awslc::hkdf_expand(HashType::Sha2_384, prk, info, len)
+}
 
 /// Suite 0x0007's HPKE configuration.
 fn config() -> HpkeConfig {
@@ -44,7 +65,7 @@ mod encrypt_with_label {
 }
 
 /// RFC 9420 `EncryptContext` for label "EncryptWithLabel": the HPKE info.
-fn encrypt_context(context: &[u8]) -> Vec<u8> {
+pub(super) fn encrypt_context(context: &[u8]) -> Vec<u8> {
     let label = b"MLS 1.0 EncryptWithLabel";
     let mut info = vec![u8::try_from(label.len()).expect("short")];
     info.extend_from_slice(label);
@@ -192,8 +213,8 @@ fn seal_open_round_trip() -> TestResult {
 #[test]
 fn seal_with_fixed_ephemeral_is_deterministic_and_opens() -> TestResult {
     let kp = key_pair(2);
-    let a = seal_derand(&kp.public, b"i", b"a", b"pt", &[9; 48])?;
-    let b = seal_derand(&kp.public, b"i", b"a", b"pt", &[9; 48])?;
+    let a = seal_derand(SUITE, &kp.public, b"i", b"a", b"pt", &[9; 48])?;
+    let b = seal_derand(SUITE, &kp.public, b"i", b"a", b"pt", &[9; 48])?;
     assert_eq!(a, b);
     assert_eq!(open(&config(), &a, &kp.private, b"i", b"a")?, b"pt");
     Ok(())
