@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mls_tls::conn::{ClientConfig, ServerConfig, UpdatePolicy};
 use mls_tls::credentials::{Identity, PinnedKeys};
-use mls_tls::profile::suite::CipherSuite;
+use mls_tls::crypto::CipherSuite;
 use mls_tls::store::SessionStore;
 use mls_tls::tokio::{Acceptor, Connector, TlsStream};
 use serde::{Deserialize, Serialize};

@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime};
 
 use mls_tls::conn::{ClientConfig, ConnectionCore, ServerConfig, UpdatePolicy};
 use mls_tls::credentials::{AcceptAnyPeer, Identity};
+use mls_tls::crypto::CipherSuite;
 use mls_tls::keylog::KeyLog;
-use mls_tls::profile::suite::CipherSuite;
 use mls_tls::store::{
     MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
     SessionStore, StoredSession,

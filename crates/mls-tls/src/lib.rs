@@ -30,6 +30,7 @@
 pub mod alert;
 pub mod conn;
 pub mod credentials;
+pub mod crypto;
 mod enums;
 pub mod error;
 pub mod keylog;
@@ -52,6 +53,6 @@ pub mod fuzzing;
 
 pub use conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 pub use credentials::Identity;
+pub use crypto::CipherSuite;
 pub use error::Error;
-pub use profile::suite::CipherSuite;
 pub use store::SessionStore;

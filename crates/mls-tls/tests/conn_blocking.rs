@@ -8,8 +8,8 @@ use std::thread;
 use mls_tls::alert::AlertDescription;
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 use mls_tls::credentials::{AcceptAnyPeer, Identity};
+use mls_tls::crypto::CipherSuite;
 use mls_tls::error::Error;
-use mls_tls::profile::suite::CipherSuite;
 use mls_tls::store::SessionStore;
 use mls_tls::stream::StreamOwned;
 

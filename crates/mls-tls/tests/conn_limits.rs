@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
 use mls_tls::credentials::{AcceptAnyPeer, Identity};
+use mls_tls::crypto::CipherSuite;
 use mls_tls::error::Error;
 use mls_tls::keylog::KeyLog;
 use mls_tls::profile::engine::State;
-use mls_tls::profile::suite::CipherSuite;
 use mls_tls::record::{ContentType, RecordSealer};
 use mls_tls::schedule::{HashAlgorithm, TrafficSecret};
 use mls_tls::store::SessionStore;

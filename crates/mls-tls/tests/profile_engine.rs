@@ -9,9 +9,9 @@ use std::sync::Arc;
 use common::*;
 use mls_tls::alert::AlertDescription;
 use mls_tls::credentials::{AcceptAnyPeer, Identity, PinnedKeys};
+use mls_tls::crypto::CipherSuite;
 use mls_tls::message::{HandshakeMessage, HandshakeType};
 use mls_tls::profile::engine::{Engine, Event, ProfileConfig, State};
-use mls_tls::profile::suite::CipherSuite;
 use mls_tls::store::SessionStore;
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mls_tls::alert::AlertDescription;
 use mls_tls::conn::{ClientConfig, ServerConfig};
 use mls_tls::credentials::{AcceptAnyPeer, Identity};
-use mls_tls::profile::suite::CipherSuite;
+use mls_tls::crypto::CipherSuite;
 use mls_tls::store::{
     MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
     SessionStore, StoredSession,

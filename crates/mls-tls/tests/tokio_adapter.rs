@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_lc_rs::digest;
 use mls_tls::conn::{ClientConfig, Connection, ServerConfig, UpdatePolicy};
 use mls_tls::credentials::{AcceptAnyPeer, Identity};
-use mls_tls::profile::suite::CipherSuite;
+use mls_tls::crypto::CipherSuite;
 use mls_tls::store::{SessionId, SessionStore};
 use mls_tls::tokio::{Acceptor, Connector, TlsStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

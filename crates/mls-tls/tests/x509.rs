@@ -18,8 +18,8 @@ use mls_tls::credentials::{
     AcceptAnyPeer, EitherVerifier, Identity, PeerAuth, PeerIdentity, PeerVerifier, PinnedKeys,
     VerifyContext,
 };
+use mls_tls::crypto::CipherSuite;
 use mls_tls::error::Error;
-use mls_tls::profile::suite::CipherSuite;
 use mls_tls::store::SessionStore;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use mls_tls::bench_support::{profile_bench, record_bench};
-use mls_tls::profile::suite::CipherSuite;
+use mls_tls::crypto::CipherSuite;
 use mls_tls::record::MAX_FRAGMENT_LEN;
 use mls_tls::schedule::AeadAlgorithm;
 

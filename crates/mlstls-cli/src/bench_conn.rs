@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
 use mls_tls::credentials::{AcceptAnyPeer, Identity};
-use mls_tls::profile::suite::CipherSuite;
+use mls_tls::crypto::CipherSuite;
 use mls_tls::store::SessionStore;
 use mls_tls::stream::StreamOwned;
 

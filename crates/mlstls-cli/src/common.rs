@@ -10,8 +10,8 @@ use mls_tls::credentials::x509::{
     ClientAuth, ServerName, WebPkiClientVerifier, WebPkiServerVerifier,
 };
 use mls_tls::credentials::{EitherVerifier, Identity, PeerVerifier};
+use mls_tls::crypto::CipherSuite;
 use mls_tls::keylog::KeyLogFile;
-use mls_tls::profile::suite::CipherSuite;
 use mls_tls::store::SessionStore;
 
 use crate::keys;

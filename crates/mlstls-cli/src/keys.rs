@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use mls_tls::credentials::x509::RootCertStore;
 use mls_tls::credentials::{Identity, PinnedKeys};
-use mls_tls::profile::suite::CipherSuite;
+use mls_tls::crypto::CipherSuite;
 
 use crate::pki;
 

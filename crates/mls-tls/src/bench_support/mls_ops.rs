@@ -10,11 +10,12 @@ use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 
 use crate::credentials::Identity;
+use crate::crypto::CipherSuite;
+use crate::crypto::CryptoBackend;
 use crate::error::Error;
 use crate::message::TwoPartyMessageType;
-use crate::profile::crypto::{CryptoBackend, MlsProvider};
 use crate::profile::group::{self, mls_err};
-use crate::profile::suite::CipherSuite;
+use crate::profile::provider::MlsProvider;
 use crate::schedule::TrafficSecrets;
 use crate::store::snapshot::GroupStorage;
 

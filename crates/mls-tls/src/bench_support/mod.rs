@@ -187,7 +187,7 @@ fn median(v: &mut [Duration]) -> Duration {
 #[derive(Debug, Clone, Copy)]
 pub struct ProfileBenchRow {
     /// The suite measured.
-    pub suite: crate::profile::suite::CipherSuite,
+    pub suite: crate::crypto::CipherSuite,
     /// Median full handshake: ClientHello, ServerHello, confirmation.
     pub handshake: Duration,
     /// Median update round: ConnectionUpdate and EpochKeyUpdate.
@@ -205,7 +205,7 @@ pub struct ProfileBenchRow {
 /// Measures `iterations` handshakes, updates and resumptions of `suite`,
 /// with sessions in `store_path` files (durable, SPEC 10) or in memory.
 pub fn profile_bench(
-    suite: crate::profile::suite::CipherSuite,
+    suite: crate::crypto::CipherSuite,
     iterations: usize,
     store_dir: Option<&std::path::Path>,
 ) -> Result<ProfileBenchRow, crate::Error> {

@@ -219,7 +219,7 @@ config_type! {
     /// use mls_tls::conn::ClientConfig;
     /// use mls_tls::credentials::{Identity, PinnedKeys};
     /// use mls_tls::store::SessionStore;
-    /// use mls_tls::profile::suite::CipherSuite;
+    /// use mls_tls::crypto::CipherSuite;
     ///
     /// let me = Identity::generate("device-17", CipherSuite::DEFAULT).unwrap();
     /// let server_key = vec![0u8; 32]; // from the server's public line

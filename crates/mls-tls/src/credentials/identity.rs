@@ -8,10 +8,10 @@ use rustls_pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
 use super::x509;
+use crate::crypto::signer::IdentitySigner;
+use crate::crypto::CipherSuite;
 use crate::error::mls_err;
 use crate::error::Error;
-use crate::profile::crypto::signer::IdentitySigner;
-use crate::profile::suite::CipherSuite;
 
 /// Identity file with a basic credential.
 pub(super) const IDENTITY_MAGIC: &[u8] = b"MLSTLS-IDENTITY-1\n";
@@ -26,7 +26,7 @@ pub(super) const IDENTITY_X509_MAGIC: &[u8] = b"MLSTLS-IDENTITY-X509-1\n";
 ///
 /// ```
 /// use mls_tls::credentials::Identity;
-/// use mls_tls::profile::suite::CipherSuite;
+/// use mls_tls::crypto::CipherSuite;
 /// let id = Identity::generate("alice", CipherSuite::DEFAULT).unwrap();
 /// assert_eq!(id.name(), b"alice");
 /// assert!(!id.public_key().is_empty());
@@ -62,7 +62,7 @@ impl Identity {
     ///
     /// ```
     /// use mls_tls::credentials::Identity;
-    /// use mls_tls::profile::suite::CipherSuite;
+    /// use mls_tls::crypto::CipherSuite;
     /// use mls_tls::credentials::x509::CertificateDer;
     /// use rcgen::{CertificateParams, CertifiedIssuer, IsCa, KeyPair, BasicConstraints};
     ///

@@ -2,7 +2,7 @@
 
 use super::identity::IDENTITY_MAGIC;
 use super::*;
-use crate::profile::suite::CipherSuite;
+use crate::crypto::CipherSuite;
 use std::time::SystemTime;
 
 #[test]
@@ -64,7 +64,7 @@ fn identity_files_from_before_awslc_still_load() {
         assert_eq!(*id.to_bytes().unwrap(), file);
         let sig = id.signer().sign(b"msg").unwrap();
         assert_eq!(
-            crate::profile::crypto::awslc::verify_signature(scheme, b"msg", id.public_key(), &sig),
+            crate::crypto::awslc::verify_signature(scheme, b"msg", id.public_key(), &sig),
             Some(Ok(()))
         );
     }

@@ -6,9 +6,10 @@ use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_traits::signatures::Signer;
 
-use super::crypto::{CryptoBackend, MlsProvider};
-use super::suite::CipherSuite;
+use super::provider::MlsProvider;
 use crate::credentials::Identity;
+use crate::crypto::CipherSuite;
+use crate::crypto::CryptoBackend;
 use crate::error::Error;
 use crate::message::TwoPartyMessageType;
 use crate::store::snapshot::GroupStorage;

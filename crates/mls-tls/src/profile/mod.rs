@@ -2,8 +2,6 @@
 //! MLS-TLS uses it: messages, group rules, states and transitions. It knows
 //! MLS and the profile's states, and nothing of records or sockets.
 
-pub(crate) mod crypto;
 pub mod engine;
 pub(crate) mod group;
-mod hpke;
-pub mod suite;
+pub(crate) mod provider;

@@ -8,9 +8,9 @@ use super::{
     from_secs, secs, InitialRole, PendingCommit, SessionId, SessionInfo, SessionMeta,
     SessionRecord, StoredSession, StoredState,
 };
+use crate::crypto::CipherSuite;
 use crate::error::Error;
 use crate::message::TwoPartyMessageType;
-use crate::profile::suite::CipherSuite;
 
 const MAGIC: &[u8] = b"MLSTLS-SESSION-1";
 const RECORD_MAGIC: &[u8] = b"MLSTLS-RECORD-1";

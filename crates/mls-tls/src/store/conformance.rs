@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use super::{
     from_secs, InitialRole, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
 };
-use crate::profile::suite::CipherSuite;
+use crate::crypto::CipherSuite;
 
 /// A record with made-up fields: `id` fills the 16-byte session id and the
 /// opaque data (which a backend must not interpret), `last_used` is in

@@ -17,9 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
+use crate::crypto::CipherSuite;
 use crate::error::Error;
 use crate::message::TwoPartyMessageType;
-use crate::profile::suite::CipherSuite;
 
 mod codec;
 pub mod conformance;

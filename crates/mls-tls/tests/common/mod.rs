@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use mls_tls::credentials::{AcceptAnyPeer, Identity, PeerVerifier};
+use mls_tls::crypto::CipherSuite;
 use mls_tls::error::Error;
 use mls_tls::message::HandshakeMessage;
 use mls_tls::profile::engine::{Engine, EpochSecret, Event, ProfileConfig, State};
-use mls_tls::profile::suite::CipherSuite;
 use mls_tls::store::{SessionId, SessionStore};
 
 /// What protects a simulated record: nothing, or (epoch, secret bytes).

@@ -7,11 +7,12 @@ use openmls::prelude::*;
 
 use super::{authenticated, Active, EpochSecret, Event, Fail};
 use crate::credentials::{PeerIdentity, PeerVerifier, VerifyContext};
+use crate::crypto::CipherSuite;
+use crate::crypto::CryptoBackend;
 use crate::error::Error;
 use crate::message::TwoPartyMessageType;
-use crate::profile::crypto::{CryptoBackend, MlsProvider};
 use crate::profile::group::{self, mls_err};
-use crate::profile::suite::CipherSuite;
+use crate::profile::provider::MlsProvider;
 use crate::schedule::{Side, TrafficSecret, TrafficSecrets};
 use crate::store::StoredState;
 

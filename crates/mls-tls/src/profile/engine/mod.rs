@@ -10,9 +10,10 @@ use openmls::prelude::*;
 use tracing::{debug, info};
 
 use crate::credentials::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
+use crate::crypto::CryptoBackend;
 use crate::message::{HandshakeMessage, HandshakeType, TwoPartyMessageType};
-use crate::profile::crypto::{CryptoBackend, MlsProvider};
 use crate::profile::group::{self, mls_err};
+use crate::profile::provider::MlsProvider;
 use crate::store::snapshot::{GroupDb, GroupStorage};
 
 mod commit;
@@ -22,8 +23,8 @@ mod rotate;
 mod tests;
 mod transition;
 
+use crate::crypto::CipherSuite;
 use crate::error::{Error, PeerMisbehaved};
-use crate::profile::suite::CipherSuite;
 use crate::schedule::{Side, TrafficSecret};
 use crate::store::{
     self, InitialRole, Lease, PendingCommit, SessionId, SessionMeta, SessionStore, StoredState,

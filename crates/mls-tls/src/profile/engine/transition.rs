@@ -9,8 +9,8 @@ use tracing::{info, warn};
 
 use super::{Active, Engine, State};
 use crate::error::Error;
-use crate::profile::crypto::MlsProvider;
 use crate::profile::group;
+use crate::profile::provider::MlsProvider;
 use crate::store::snapshot::GroupDb;
 use crate::store::{
     self, Precondition, SessionId, SessionMeta, SessionStore, StoredSession, StoredState,

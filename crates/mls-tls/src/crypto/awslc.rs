@@ -9,7 +9,7 @@
 //! the tests): SHA-2, HMAC (RFC 2104), HKDF (RFC 5869), and verification of
 //! Ed25519 (RFC 8032) and ECDSA P-256/P-384 (DER signatures, SEC1 keys).
 //! AEAD, signing keys and randomness stay with the provider; HPKE for the
-//! DHKEM suites is built on these helpers in `profile::hpke`.
+//! DHKEM suites is built on these helpers in `crypto::hpke`.
 
 use aws_lc_rs::{digest, hmac, signature};
 use openmls_traits::types::{CryptoError, HashType, SignatureScheme};

@@ -11,22 +11,21 @@
 
 use std::fmt;
 
-use openmls_memory_storage::MemoryStorage;
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::random::OpenMlsRand;
 use openmls_traits::types::{
     AeadType, Ciphersuite, CryptoError, ExporterSecret, HashType, HpkeCiphertext, HpkeConfig,
     HpkeKeyPair, KemOutput, SignatureScheme,
 };
-use openmls_traits::OpenMlsProvider;
 use tls_codec::SecretVLBytes;
 
-use super::hpke;
-use super::suite::{Backend, CipherSuite};
-use crate::store::snapshot::GroupStorage;
-
 pub(crate) mod awslc;
+pub(crate) mod hpke;
 pub(crate) mod signer;
+mod suite;
+
+pub(crate) use suite::Backend;
+pub use suite::CipherSuite;
 
 /// The crypto (and randomness) provider for one suite, picked at run time by
 /// [`CryptoBackend::for_suite`]. Implements `OpenMlsCrypto` and
@@ -332,43 +331,6 @@ impl OpenMlsRand for CryptoBackend {
                 c.random_vec(len).map_err(RandError::RustCrypto)
             }
         }
-    }
-}
-
-/// The `OpenMlsProvider` handed to openmls: a borrowed crypto backend (used
-/// for both crypto and randomness) and a session's borrowed in-memory
-/// storage ([`GroupStorage`]). Cheap to build, so make one per
-/// connection/transition.
-pub(crate) struct MlsProvider<'a> {
-    crypto: &'a CryptoBackend,
-    storage: &'a MemoryStorage,
-}
-
-impl<'a> MlsProvider<'a> {
-    /// A provider over `crypto` and `storage`.
-    pub(crate) fn new(crypto: &'a CryptoBackend, storage: &'a GroupStorage) -> Self {
-        Self {
-            crypto,
-            storage: storage.storage(),
-        }
-    }
-}
-
-impl<'a> OpenMlsProvider for MlsProvider<'a> {
-    type CryptoProvider = CryptoBackend;
-    type RandProvider = CryptoBackend;
-    type StorageProvider = MemoryStorage;
-
-    fn storage(&self) -> &Self::StorageProvider {
-        self.storage
-    }
-
-    fn crypto(&self) -> &Self::CryptoProvider {
-        self.crypto
-    }
-
-    fn rand(&self) -> &Self::RandProvider {
-        self.crypto
     }
 }
 

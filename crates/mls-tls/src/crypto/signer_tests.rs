@@ -8,7 +8,7 @@ use openmls_traits::signatures::Signer;
 use openmls_traits::types::SignatureScheme;
 
 use super::{FastKey, IdentitySigner};
-use crate::profile::crypto::awslc;
+use crate::crypto::awslc;
 
 fn unhex(s: &str) -> Vec<u8> {
     hex::decode(s).expect("test vector is hex")

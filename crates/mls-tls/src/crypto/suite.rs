@@ -15,7 +15,7 @@ use crate::schedule::{AeadAlgorithm, HashAlgorithm};
 /// This is the allow-list of suites that run end to end (KeyPackage, Welcome,
 /// commits with an UpdatePath, exporter) with openmls 0.9.2 and one of its
 /// two crypto providers (the HPKE of 0x0001, 0x0003 and 0x0007 is MLS-TLS's
-/// own, see `profile::hpke`); see `CipherSuite::backend`. Code points and
+/// own, see `crypto::hpke`); see `CipherSuite::backend`. Code points and
 /// algorithm names are those of `openmls_traits::types::Ciphersuite` (RFC 9420
 /// for 0x0001-0x0003, provisional draft-ietf-mls-pq-ciphersuites code points
 /// for the others, so the post-quantum suites may change with the draft).
@@ -72,7 +72,7 @@ pub(crate) enum Backend {
     /// P-384, pure ML-KEM and ML-DSA).
     RustCrypto,
     /// `openmls_rust_crypto` plus MLS-TLS's own HPKE with DHKEM(P-384)
-    /// (`profile::hpke`): suite 0x0007, which neither provider offers.
+    /// (`crypto::hpke`): suite 0x0007, which neither provider offers.
     RustCryptoP384,
 }
 

@@ -39,7 +39,7 @@ use openmls_traits::types::{
 };
 use zeroize::Zeroizing;
 
-use super::crypto::awslc;
+use super::awslc;
 
 /// Key material that is wiped when dropped.
 type Secret = Zeroizing<Vec<u8>>;
