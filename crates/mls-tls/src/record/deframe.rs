@@ -80,9 +80,21 @@ impl Deframer {
                 "record buffer full: process the buffered records before reading more",
             ));
         }
-        let n = rd.read(space)?;
-        self.end += n.min(self.buf.len() - self.end);
-        Ok(n)
+        match rd.read(space) {
+            Ok(n) => {
+                self.end += n.min(self.buf.len() - self.end);
+                if n == 0 {
+                    self.release_if_empty();
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                // Mostly `WouldBlock` on an idle connection: keep no buffer
+                // for it.
+                self.release_if_empty();
+                Err(e)
+            }
+        }
     }
 
     /// Frees the buffer if it holds no bytes, so an idle connection keeps no
@@ -242,6 +254,33 @@ mod tests {
         assert_eq!(d.buf.capacity(), 0);
         d.push(&[22, 3, 3, 0, 1, 9]);
         assert_eq!(d.next_record().unwrap().unwrap().payload, &[9]);
+    }
+
+    /// A read that brings nothing (would block, end of stream, an error)
+    /// leaves no buffer behind: an idle connection whose last operation
+    /// was a write polls the transport too (issue 14: 33 KiB per idle
+    /// connection held this way).
+    #[test]
+    fn a_read_that_brings_nothing_keeps_no_buffer() {
+        struct Never(io::ErrorKind);
+        impl io::Read for Never {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(self.0.into())
+            }
+        }
+        for kind in [io::ErrorKind::WouldBlock, io::ErrorKind::ConnectionReset] {
+            let mut d = Deframer::new();
+            assert!(d.read_from(&mut Never(kind)).is_err());
+            assert_eq!(d.buf.capacity(), 0, "{kind:?}");
+        }
+        let mut d = Deframer::new();
+        assert_eq!(d.read_from(&mut &[][..]).unwrap(), 0);
+        assert_eq!(d.buf.capacity(), 0, "end of stream");
+        // A partial record is kept across an empty read.
+        let mut d = Deframer::new();
+        d.read_from(&mut &[22u8, 3, 3, 0, 2, 1][..]).unwrap();
+        assert!(d.read_from(&mut Never(io::ErrorKind::WouldBlock)).is_err());
+        assert_eq!(d.buffered_len(), 1 + HEADER_LEN);
     }
 
     #[test]
