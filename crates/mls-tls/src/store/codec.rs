@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use super::{
     from_secs, secs, InitialRole, PendingCommit, SessionId, SessionInfo, SessionMeta,
-    SessionRecord, StoredSession, StoredState,
+    SessionRecord, StoredSession, StoredState, MAX_SECS,
 };
 use crate::crypto::CipherSuite;
 use crate::error::Error;
@@ -41,8 +41,8 @@ pub(super) fn decode_record(bytes: &[u8]) -> Result<SessionRecord, Error> {
         suite: suite_from_u16(r.u16()?)?,
         initial_role: role_from_u8(r.u8()?)?,
         peer_signature_key: r.bytes()?.to_vec(),
-        created: from_secs(r.u64()?),
-        last_used: from_secs(r.u64()?),
+        created: from_secs(r.time()?),
+        last_used: from_secs(r.time()?),
     };
     let version = r.u64()?;
     let data = Zeroizing::new(r.bytes()?.to_vec());
@@ -128,8 +128,8 @@ pub(super) fn decode(bytes: &[u8]) -> Result<StoredSession, Error> {
         last_send_epoch: r.u64()?,
         peer_credential: r.bytes()?.to_vec(),
         peer_signature_key: r.bytes()?.to_vec(),
-        created: r.u64()?,
-        last_used: r.u64()?,
+        created: r.time()?,
+        last_used: r.time()?,
         version: r.u64()?,
     };
     let group = Zeroizing::new(r.bytes()?.to_vec());
@@ -171,6 +171,16 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_be_bytes(a))
+    }
+
+    /// A timestamp (seconds since the Unix epoch) no later than
+    /// [`MAX_SECS`].
+    fn time(&mut self) -> Result<u64, Error> {
+        let t = self.u64()?;
+        if t > MAX_SECS {
+            return Err(bad("timestamp after the year 9999"));
+        }
+        Ok(t)
     }
 
     fn bytes(&mut self) -> Result<&'a [u8], Error> {
@@ -282,5 +292,30 @@ mod tests {
             b[offset] = value;
             assert!(decode(&b).is_err(), "offset {offset}");
         }
+    }
+
+    use crate::store::conformance::record;
+
+    /// A stored timestamp beyond what `SystemTime` holds is damage, in
+    /// both formats, never a panic (found by the `store` fuzz target:
+    /// `fuzz/regressions/store/record-timestamp-overflow`).
+    #[test]
+    fn timestamps_out_of_range_are_refused_not_a_panic() {
+        let r = record(1, 1, 5000);
+        let bytes = encode_record(&r);
+        assert_eq!(decode_record(&bytes).unwrap(), r);
+        // created and last_used are the two u64s before the version.
+        let at = bytes.len() - 4 - r.data.len() - 8 - 16;
+        for (field, offset) in [("created", at), ("last_used", at + 8)] {
+            let mut evil = bytes.to_vec();
+            evil[offset..offset + 8].copy_from_slice(&u64::MAX.to_be_bytes());
+            assert!(
+                matches!(decode_record(&evil), Err(Error::Store(_))),
+                "{field}"
+            );
+            evil[offset..offset + 8].copy_from_slice(&MAX_SECS.to_be_bytes());
+            assert!(decode_record(&evil).is_ok(), "{field} at the limit");
+        }
+        assert_eq!(from_secs(u64::MAX), from_secs(MAX_SECS));
     }
 }

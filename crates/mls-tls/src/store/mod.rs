@@ -451,8 +451,14 @@ pub(crate) fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// The last second a stored timestamp may name: 9999-12-31T23:59:59Z.
+/// Decoders refuse later values as damage; [`from_secs`] clamps to it.
+pub(crate) const MAX_SECS: u64 = 253_402_300_799;
+
+/// Seconds since the Unix epoch as a time, clamped to [`MAX_SECS`] so that
+/// no stored value can overflow `SystemTime` (a panic).
 pub(crate) fn from_secs(s: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(s)
+    UNIX_EPOCH + Duration::from_secs(s.min(MAX_SECS))
 }
 
 #[cfg(test)]
