@@ -308,7 +308,7 @@ pub trait SessionBackend: Send + Sync {
     /// Deletes the record of `id`; returns whether it existed.
     fn delete(&self, id: &SessionId) -> Result<bool, Error>;
 
-    /// Every stored session.
+    /// Every stored session, in any order.
     fn list(&self) -> Result<Vec<SessionInfo>, Error>;
 
     /// Deletes sessions last used before `cutoff`; returns how many. The
@@ -382,9 +382,12 @@ impl SessionStore {
         }
     }
 
-    /// All stored sessions.
+    /// All stored sessions, oldest first (by creation time, then id),
+    /// whatever order the backend lists them in.
     pub fn list(&self) -> Result<Vec<SessionInfo>, Error> {
-        self.backend.list()
+        let mut all = self.backend.list()?;
+        all.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(all)
     }
 
     /// Deletes a session. Returns whether it existed.
@@ -464,6 +467,38 @@ pub(crate) fn from_secs(s: u64) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The store lists oldest first whatever order the backend uses (the
+    /// contract lets a backend list in any order, as a hash map does).
+    #[test]
+    fn the_store_lists_oldest_first_whatever_the_backend_order() {
+        struct Reversed(MemoryBackend);
+        impl SessionBackend for Reversed {
+            fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+                self.0.load(id)
+            }
+            fn save(&self, r: &SessionRecord, p: Precondition) -> Result<bool, Error> {
+                self.0.save(r, p)
+            }
+            fn delete(&self, id: &SessionId) -> Result<bool, Error> {
+                self.0.delete(id)
+            }
+            fn list(&self) -> Result<Vec<SessionInfo>, Error> {
+                let mut all = self.0.list()?;
+                all.reverse();
+                Ok(all)
+            }
+        }
+        let backend = Reversed(MemoryBackend::default());
+        let records: Vec<SessionRecord> = (1..=3).map(|i| conformance::record(i, 1, 100)).collect();
+        for r in &records {
+            backend.save(r, Precondition::Absent).unwrap();
+        }
+        let store = SessionStore::with_backend(backend);
+        let ids: Vec<SessionId> = store.list().unwrap().into_iter().map(|i| i.id).collect();
+        let expected: Vec<SessionId> = records.iter().map(|r| r.id().clone()).collect();
+        assert_eq!(ids, expected);
+    }
 
     #[test]
     fn memory_backend_conforms() {
