@@ -84,8 +84,9 @@ pub(super) fn encode(s: &StoredSession) -> Zeroizing<Vec<u8>> {
     out.extend_from_slice(&m.last_send_epoch.to_be_bytes());
     put_bytes(&mut out, &m.peer_credential);
     put_bytes(&mut out, &m.peer_signature_key);
-    out.extend_from_slice(&m.created.to_be_bytes());
-    out.extend_from_slice(&m.last_used.to_be_bytes());
+    // Clamped as the reader requires (a caller may set any value).
+    out.extend_from_slice(&m.created.min(MAX_SECS).to_be_bytes());
+    out.extend_from_slice(&m.last_used.min(MAX_SECS).to_be_bytes());
     out.extend_from_slice(&m.version.to_be_bytes());
     put_bytes(&mut out, &s.group);
     out

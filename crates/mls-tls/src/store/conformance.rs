@@ -78,6 +78,31 @@ pub fn check(b: &dyn SessionBackend) {
         a2,
         "the new record replaces the old"
     );
+    // What the engine writes is always version v+1 under Version(v): a
+    // stale connection's write looks exactly like that, and only the
+    // stored version can refuse it (SPEC 8: the older connection closes).
+    let a3 = record(1, 3, 6500);
+    assert!(
+        b.save(&a3, Precondition::Version(2)).unwrap(),
+        "version 2 -> 3 writes"
+    );
+    let stale = record(1, 2, 7000);
+    assert!(
+        !b.save(&stale, Precondition::Version(1)).unwrap(),
+        "a stale writer (Version(1) over stored version 3) must not write"
+    );
+    let ahead = record(1, 5, 7000);
+    assert!(
+        !b.save(&ahead, Precondition::Version(4)).unwrap(),
+        "Version(4) over stored version 3 must not write (equality, not <= or >=)"
+    );
+    assert_eq!(
+        b.load(a1.id()).unwrap().unwrap(),
+        a3,
+        "refused saves change nothing"
+    );
+    let a2 = record(1, 4, 6000);
+    assert!(b.save(&a2, Precondition::Version(3)).unwrap());
     let other = record(2, 1, 9000);
     assert!(b.save(&other, Precondition::Absent).unwrap());
     // In any order: `SessionStore::list` sorts.

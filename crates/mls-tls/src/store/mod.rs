@@ -421,6 +421,13 @@ impl SessionStore {
                 session.meta.version, record.version
             )));
         }
+        // `list` and `sweep_expired` read the index: it must say what the
+        // data says.
+        if session.info() != record.info {
+            return Err(Error::Store(format!(
+                "record of {id}: the backend's index fields disagree with its data"
+            )));
+        }
         Ok(Some(session))
     }
 
@@ -450,8 +457,12 @@ impl SessionStore {
     }
 }
 
+/// Whole seconds since the Unix epoch, clamped to [`MAX_SECS`] so that
+/// every stored timestamp reads back.
 pub(crate) fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .min(MAX_SECS)
 }
 
 /// The last second a stored timestamp may name: 9999-12-31T23:59:59Z.
@@ -498,6 +509,92 @@ mod tests {
         let ids: Vec<SessionId> = store.list().unwrap().into_iter().map(|i| i.id).collect();
         let expected: Vec<SessionId> = records.iter().map(|r| r.id().clone()).collect();
         assert_eq!(ids, expected);
+    }
+
+    /// A backend that checks a write only against the new record's
+    /// version (`Version(v)` writes whenever the new one is v+1) lets a
+    /// stale connection overwrite newer state: the contract test refuses it.
+    #[test]
+    fn conformance_refuses_a_backend_that_ignores_the_stored_version() {
+        #[derive(Default)]
+        struct Sloppy(MemoryBackend);
+        impl SessionBackend for Sloppy {
+            fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+                self.0.load(id)
+            }
+            fn save(&self, r: &SessionRecord, p: Precondition) -> Result<bool, Error> {
+                let exists = self.0.load(r.id())?.is_some();
+                let ok = match p {
+                    Precondition::Absent => !exists,
+                    Precondition::Version(v) => exists && r.version == v + 1,
+                };
+                if ok {
+                    self.0.delete(r.id())?;
+                    self.0.save(r, Precondition::Absent)?;
+                }
+                Ok(ok)
+            }
+            fn delete(&self, id: &SessionId) -> Result<bool, Error> {
+                self.0.delete(id)
+            }
+            fn list(&self) -> Result<Vec<SessionInfo>, Error> {
+                self.0.list()
+            }
+        }
+        let r = std::panic::catch_unwind(|| conformance::check(&Sloppy::default()));
+        assert!(r.is_err(), "a stale-writing backend must fail the contract");
+    }
+
+    /// Every index field must agree with the record's data, or `list` and
+    /// `sweep_expired` would act on false values.
+    #[test]
+    fn load_refuses_index_fields_that_disagree_with_the_data() {
+        let session = StoredSession {
+            meta: SessionMeta {
+                id: SessionId(vec![1; 16]),
+                suite: CipherSuite::DEFAULT,
+                initial_role: InitialRole::Initiator,
+                state: StoredState::Synced,
+                pending: None,
+                last_commit_hash: None,
+                last_send_epoch: 1,
+                peer_credential: vec![1, 2],
+                peer_signature_key: vec![1; 32],
+                created: 1000,
+                last_used: 5000,
+                version: 3,
+            },
+            group: Zeroizing::new(vec![0; 8]),
+        };
+        let forgeries: [fn(&mut SessionInfo); 4] = [
+            |i| i.peer_signature_key = vec![0xee; 32],
+            |i| i.initial_role = InitialRole::Responder,
+            |i| i.last_used = from_secs(0),
+            |i| i.created = from_secs(1),
+        ];
+        for forge in forgeries {
+            let backend = MemoryBackend::default();
+            let mut record = session.to_record();
+            forge(&mut record.info);
+            backend.save(&record, Precondition::Absent).unwrap();
+            let store = SessionStore::with_backend(backend);
+            assert!(matches!(
+                store.load(&session.meta.id),
+                Err(Error::Store(ref m)) if m.contains("index fields")
+            ));
+        }
+        // Unforged, it loads; a timestamp past the limit is written clamped.
+        let backend = MemoryBackend::default();
+        let mut far = session.clone();
+        far.meta.last_used = u64::MAX;
+        backend
+            .save(&far.to_record(), Precondition::Absent)
+            .unwrap();
+        let loaded = SessionStore::with_backend(backend)
+            .load(&session.meta.id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.meta.last_used, MAX_SECS);
     }
 
     #[test]

@@ -47,6 +47,13 @@ impl GroupStorage {
             .values
             .read()
             .map_err(|_| Error::Internal("group storage lock poisoned"))?;
+        if values.len() > MAX_ENTRIES {
+            // Saved, it could never be read back: fail the transition now.
+            return Err(Error::Store(format!(
+                "group storage holds {} entries, more than a snapshot may ({MAX_ENTRIES})",
+                values.len()
+            )));
+        }
         let mut entries: Vec<(&Vec<u8>, &Vec<u8>)> = values.iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let size = MAGIC.len()
@@ -57,6 +64,9 @@ impl GroupStorage {
         let mut out = Zeroizing::new(Vec::with_capacity(size));
         out.extend_from_slice(MAGIC);
         for (key, value) in entries {
+            if key.is_empty() {
+                return Err(Error::Internal("an empty OpenMLS storage key"));
+            }
             let key_len = u16::try_from(key.len())
                 .map_err(|_| Error::Internal("an OpenMLS storage key over 64 KiB"))?;
             let value_len = u32::try_from(value.len())
@@ -71,7 +81,7 @@ impl GroupStorage {
 
     /// Storage holding exactly the entries of `snapshot` (format 2).
     /// A damaged snapshot is [`Error::Store`]; a format-1 snapshot is
-    /// [`Error::StaleSession`].
+    /// [`Error::UnknownSession`].
     pub(crate) fn restore(snapshot: &[u8]) -> Result<Self, Error> {
         let bad = |why: &str| Error::Store(format!("damaged group snapshot: {why}"));
         let Some(mut r) = snapshot.strip_prefix(MAGIC) else {
@@ -164,5 +174,33 @@ impl GroupDb {
             Self::Open(storage) => Ok(storage),
             Self::Parked => Err(Error::Internal("group storage parked after opening")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage(entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> GroupStorage {
+        let s = GroupStorage::default();
+        s.0.values.write().unwrap().extend(entries);
+        s
+    }
+
+    /// The writer refuses what the reader would refuse, so no session is
+    /// ever saved unreadable.
+    #[test]
+    fn the_writer_refuses_what_the_reader_refuses() {
+        let too_many =
+            storage((0..=MAX_ENTRIES as u32).map(|i| (i.to_be_bytes().to_vec(), vec![])));
+        assert!(matches!(too_many.snapshot(), Err(Error::Store(_))));
+        let at_limit = storage((0..MAX_ENTRIES as u32).map(|i| (i.to_be_bytes().to_vec(), vec![])));
+        let snap = at_limit.snapshot().unwrap();
+        assert_eq!(
+            GroupStorage::restore(&snap).unwrap().snapshot().unwrap(),
+            snap
+        );
+        let empty_key = storage([(vec![], vec![1])]);
+        assert!(matches!(empty_key.snapshot(), Err(Error::Internal(_))));
     }
 }
