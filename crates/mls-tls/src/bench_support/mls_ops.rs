@@ -14,9 +14,9 @@ use crate::crypto::CipherSuite;
 use crate::crypto::CryptoBackend;
 use crate::error::Error;
 use crate::message::TwoPartyMessageType;
+use crate::profile::engine::export;
 use crate::profile::group::{self, mls_err};
 use crate::profile::provider::MlsProvider;
-use crate::schedule::TrafficSecrets;
 use crate::store::snapshot::GroupStorage;
 
 /// CPU time charged to each side by the clock the caller passes.
@@ -63,19 +63,6 @@ fn timed<R>(clock: &dyn Fn() -> Duration, acc: &mut Duration, f: impl FnOnce() -
     let r = f();
     *acc += clock().saturating_sub(start);
     r
-}
-
-fn export(group: &MlsGroup, crypto: &CryptoBackend, suite: CipherSuite) -> Result<(), Error> {
-    TrafficSecrets::from_exporter(suite.hash(), |label, len| {
-        group
-            .export_secret(crypto, label, &[], len)
-            .map_err(mls_err)
-    })
-    .map(drop)
-}
-
-fn private_message(bytes: &[u8]) -> Result<ProtocolMessage, Error> {
-    group::parse_private_message(bytes)
 }
 
 impl MlsOps {
@@ -182,7 +169,7 @@ impl MlsOps {
             let eku = timed(clock, &mut up.server, || -> Result<_, Error> {
                 let (group, provider) = s.parts()?;
                 let processed = group
-                    .process_message(&provider, private_message(&commit)?)
+                    .process_message(&provider, group::parse_private_message(&commit)?)
                     .map_err(mls_err)?;
                 let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
                 else {
@@ -196,10 +183,11 @@ impl MlsOps {
             })?;
             timed(clock, &mut up.client, || -> Result<(), Error> {
                 let (group, provider) = c.parts()?;
-                let message = private_message(&eku)?;
+                let message = group::parse_private_message(&eku)?;
                 group.merge_pending_commit(&provider).map_err(mls_err)?;
                 group.process_message(&provider, message).map_err(mls_err)?;
-                export(group, provider.crypto(), suite)
+                export(group, provider.crypto(), suite)?;
+                Ok(())
             })?;
             rounds.push(up);
         }

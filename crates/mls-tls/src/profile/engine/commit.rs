@@ -127,7 +127,7 @@ pub(super) fn claim_send_epoch(
     Ok(Some(update))
 }
 
-pub(super) fn export(
+pub(crate) fn export(
     group: &MlsGroup,
     crypto: &CryptoBackend,
     suite: CipherSuite,

@@ -29,9 +29,10 @@ use crate::schedule::{Side, TrafficSecret};
 use crate::store::{
     self, InitialRole, Lease, PendingCommit, SessionId, SessionMeta, SessionStore, StoredState,
 };
+pub(crate) use commit::export;
 use commit::{
-    apply_and_confirm, claim_send_epoch, export, export_staged, install_both, process_commit,
-    split, Applied,
+    apply_and_confirm, claim_send_epoch, export_staged, install_both, process_commit, split,
+    Applied,
 };
 pub use resume::Resumption;
 use transition::{authenticated, delete_session, store_new, Fail};
