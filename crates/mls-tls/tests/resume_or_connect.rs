@@ -10,8 +10,7 @@ use mls_tls::conn::{ClientConfig, ServerConfig};
 use mls_tls::credentials::{AcceptAnyPeer, Identity};
 use mls_tls::crypto::CipherSuite;
 use mls_tls::store::{
-    MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
-    SessionStore, StoredSession,
+    MemoryBackend, Precondition, SessionBackend, SessionId, SessionStore, StoredSession,
 };
 use mls_tls::tokio::{Acceptor, Connector, Established, TlsStream};
 use mls_tls::Error;
@@ -21,36 +20,19 @@ use tokio::net::{TcpListener, TcpStream};
 const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A backend the test can reach behind the store's back.
-#[derive(Clone, Default)]
-struct Shared(Arc<MemoryBackend>);
-
-impl SessionBackend for Shared {
-    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
-        self.0.load(id)
-    }
-    fn save(&self, session: &SessionRecord, precondition: Precondition) -> Result<bool, Error> {
-        self.0.save(session, precondition)
-    }
-    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
-        self.0.delete(id)
-    }
-    fn list(&self) -> Result<Vec<SessionInfo>, Error> {
-        self.0.list()
-    }
-}
-
 struct Setup {
     connector: Connector,
-    client_store: Shared,
-    server_store: Shared,
+    /// The stores' backends, reachable behind the stores' backs.
+    client_store: Arc<MemoryBackend>,
+    server_store: Arc<MemoryBackend>,
     addr: std::net::SocketAddr,
 }
 
 /// A server that accepts forever and echoes one 4-byte message per
 /// connection (errors end that connection only).
 async fn setup() -> Setup {
-    let (client_store, server_store) = (Shared::default(), Shared::default());
+    let client_store = Arc::<MemoryBackend>::default();
+    let server_store = Arc::<MemoryBackend>::default();
     let client = ClientConfig::new(
         Identity::generate("client", SUITE).unwrap(),
         Arc::new(AcceptAnyPeer),

@@ -99,30 +99,12 @@ impl SessionBackend for Blobs {
     }
 }
 
-/// A `SessionBackend` shared between the test and the store.
-struct Shared(Arc<Blobs>);
-
-impl SessionBackend for Shared {
-    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
-        self.0.load(id)
-    }
-    fn save(&self, s: &SessionRecord, pre: Precondition) -> Result<bool, Error> {
-        self.0.save(s, pre)
-    }
-    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
-        self.0.delete(id)
-    }
-    fn list(&self) -> Result<Vec<SessionInfo>, Error> {
-        self.0.list()
-    }
-}
-
 fn blob_config(name: &str) -> (ProfileConfig, Arc<Blobs>) {
     let blobs = Arc::new(Blobs::default());
     let config = ProfileConfig {
         identities: vec![Arc::new(Identity::generate(name, classical()).unwrap())],
         verifier: Arc::new(AcceptAnyPeer),
-        store: Arc::new(SessionStore::with_backend(Shared(blobs.clone()))),
+        store: Arc::new(SessionStore::with_backend(blobs.clone())),
     };
     (config, blobs)
 }

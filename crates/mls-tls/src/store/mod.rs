@@ -325,6 +325,26 @@ pub trait SessionBackend: Send + Sync {
     }
 }
 
+/// A backend shared behind an `Arc` is a backend: the caller keeps a
+/// handle (to inspect or share it) while the store owns another.
+impl<B: SessionBackend + ?Sized> SessionBackend for Arc<B> {
+    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+        (**self).load(id)
+    }
+    fn save(&self, record: &SessionRecord, precondition: Precondition) -> Result<bool, Error> {
+        (**self).save(record, precondition)
+    }
+    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
+        (**self).delete(id)
+    }
+    fn list(&self) -> Result<Vec<SessionInfo>, Error> {
+        (**self).list()
+    }
+    fn delete_unused_since(&self, cutoff: SystemTime) -> Result<usize, Error> {
+        (**self).delete_unused_since(cutoff)
+    }
+}
+
 /// The sessions of this party, shared by its connections: a
 /// [`SessionBackend`] plus which connection of this process currently
 /// owns each session.
