@@ -423,6 +423,51 @@ fn older_connection_is_superseded_by_a_resumption() {
     assert_eq!(sc.store().list().unwrap().len(), 1);
 }
 
+/// `terminate` ends this connection's session for good, but a connection
+/// that a resumption superseded no longer owns it: deleting it would end
+/// the newer connection's session behind its back.
+#[test]
+fn terminate_on_a_superseded_connection_keeps_the_successors_session() {
+    let (mut c1, mut s1, cc, sc) = connected(SUITE);
+    let id = c1.session_id().unwrap().clone();
+    let mut c2 = ClientConnection::resume(cc.clone(), &id).unwrap();
+    let mut s2 = ServerConnection::new(sc.clone());
+    pump(&mut c2, &mut s2).unwrap();
+    // Both sides of the old connection end "for good".
+    c1.terminate().unwrap();
+    s1.terminate().unwrap();
+    assert_eq!(cc.store().list().unwrap().len(), 1, "client session kept");
+    assert_eq!(sc.store().list().unwrap().len(), 1, "server session kept");
+    // The successor still updates and carries data.
+    c2.request_key_update().unwrap();
+    pump(&mut c2, &mut s2).unwrap();
+    c2.writer().write_all(b"mine").unwrap();
+    pump(&mut c2, &mut s2).unwrap();
+    assert_eq!(read_all(&mut s2), b"mine");
+    // The owner's terminate does delete it.
+    c2.terminate().unwrap();
+    assert!(cc.store().list().unwrap().is_empty());
+}
+
+/// A peer that has not seen our `terminate` yet may still confirm our
+/// update: its EpochKeyUpdate is not a protocol violation, the deleted
+/// session stays deleted, and no alert goes back.
+#[test]
+fn a_late_epoch_key_update_after_terminate_is_ignored() {
+    let (mut c, mut s, cc, _) = connected(SUITE);
+    c.request_key_update().unwrap();
+    // The ConnectionUpdate reaches the server, which answers.
+    feed(&mut s, &take(&mut c)).unwrap();
+    let answer = take(&mut s);
+    assert!(!answer.is_empty());
+    c.terminate().unwrap();
+    assert!(cc.store().list().unwrap().is_empty());
+    feed(&mut c, &answer).unwrap();
+    let state = c.process_new_packets();
+    assert!(state.is_ok(), "{state:?}");
+    assert!(cc.store().list().unwrap().is_empty(), "not stored again");
+}
+
 /// The stuck direction of SPEC 8 on real connections: the initial
 /// responder's early data used an epoch number under a commit that was
 /// later dropped; when the session reaches that epoch again its sending is

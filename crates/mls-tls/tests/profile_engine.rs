@@ -22,9 +22,13 @@ fn handshake_establishes_both_sides_classical_and_pq() {
     ] {
         let mut sim = Sim::new(suite);
         sim.run().unwrap();
-        // The responder is provisional until the initiator's first record.
+        // The responder is provisional until the initiator's first record,
+        // which the initiator's engine asks for once, on joining (SPEC 6).
         assert!(sim.client.established);
+        assert_eq!(sim.client.join_confirmations, 1);
+        assert_eq!(sim.server.join_confirmations, 0);
         assert!(!sim.server.established);
+        assert!(!sim.server.engine.is_established());
         assert!(sim.server.store.list().unwrap().is_empty());
         sim.data_both();
         sim.run().unwrap();
@@ -63,6 +67,10 @@ fn handshake_update_resume_every_suite() {
         sim.early_data(true);
         sim.settle();
         assert_eq!(sim.server.early_allowed, Some(true), "{suite}");
+        // Both ends report the resumption complete: the responder when the
+        // EpochKeyUpdate validated.
+        assert!(sim.client.established && sim.server.established, "{suite}");
+        assert!(sim.server.engine.is_established(), "{suite}");
         assert_eq!(sim.client.engine.epoch(), Some(5), "{suite}");
         sim.update(false);
         sim.run().unwrap();
@@ -437,10 +445,12 @@ fn sessions_survive_a_store_reopen() {
     let suite = classical();
     let cid = Arc::new(Identity::generate("client", suite).unwrap());
     let sid = Arc::new(Identity::generate("server", suite).unwrap());
-    let file_config = |id: &Arc<Identity>, name: &str| ProfileConfig {
-        identities: vec![id.clone()],
-        verifier: Arc::new(AcceptAnyPeer),
-        store: Arc::new(SessionStore::open(dir.join(name)).unwrap()),
+    let file_config = |id: &Arc<Identity>, name: &str| {
+        ProfileConfig::new(
+            vec![id.clone()],
+            Arc::new(AcceptAnyPeer),
+            Arc::new(SessionStore::open(dir.join(name)).unwrap()),
+        )
     };
     let mut sim = Sim::with_configs(file_config(&cid, "c.db"), file_config(&sid, "s.db"));
     sim.handshake();

@@ -97,10 +97,8 @@ fn run_schedule(ops: &[Op], on_disk: Option<u32>) {
             d
         }),
     };
-    let cfg = |name: &str, id: &Arc<Identity>| ProfileConfig {
-        identities: vec![id.clone()],
-        verifier: Arc::new(AcceptAnyPeer),
-        store: stores.open(name),
+    let cfg = |name: &str, id: &Arc<Identity>| {
+        ProfileConfig::new(vec![id.clone()], Arc::new(AcceptAnyPeer), stores.open(name))
     };
     let cid = Arc::new(Identity::generate("client", suite).unwrap());
     let sid = Arc::new(Identity::generate("server", suite).unwrap());

@@ -101,11 +101,11 @@ impl SessionBackend for Blobs {
 
 fn blob_config(name: &str) -> (ProfileConfig, Arc<Blobs>) {
     let blobs = Arc::new(Blobs::default());
-    let config = ProfileConfig {
-        identities: vec![Arc::new(Identity::generate(name, classical()).unwrap())],
-        verifier: Arc::new(AcceptAnyPeer),
-        store: Arc::new(SessionStore::with_backend(blobs.clone())),
-    };
+    let config = ProfileConfig::new(
+        vec![Arc::new(Identity::generate(name, classical()).unwrap())],
+        Arc::new(AcceptAnyPeer),
+        Arc::new(SessionStore::with_backend(blobs.clone())),
+    );
     (config, blobs)
 }
 
@@ -280,7 +280,12 @@ fn a_failed_reload_after_a_rollback_closes_with_internal_error() {
     assert!(text.contains("database unreachable"), "{text}");
     assert!(text.contains("disk full"), "{text}");
     assert_eq!(sim.server.engine.state(), State::Closed);
-    assert_eq!(sim.server.engine.session_id(), None, "memory dropped");
+    // The group is dropped; the id stays, for reporting only.
+    assert_eq!(sim.server.engine.session_id(), sim.session.as_ref());
+    assert!(
+        sim.server.engine.export_secret("x", &[], 16).is_err(),
+        "memory dropped"
+    );
     assert!(sim.to_client.is_empty());
 }
 
@@ -312,7 +317,7 @@ fn a_record_whose_pending_commit_disagrees_is_a_store_error() {
     let id = sim.session.clone().unwrap();
     sim.update(true);
     // The update is pending; the record loses its copy of the commit.
-    client_blobs.tamper(&id, |s| s.meta.pending = None);
+    client_blobs.tamper(&id, |s| s.meta.state = mls_tls::store::StoredState::Synced);
     let err = Engine::resume(sim.client.config.clone(), &id, sim.now).unwrap_err();
     assert!(matches!(err, Error::Store(_)), "{err:?}");
     assert!(err.to_string().contains("pending commit"), "{err}");

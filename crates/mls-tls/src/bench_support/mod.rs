@@ -246,11 +246,11 @@ pub fn profile_bench(
         }))
     };
     let config = |name: &str| -> Result<ProfileConfig, crate::Error> {
-        Ok(ProfileConfig {
-            identities: vec![Arc::new(Identity::generate(name, suite)?)],
-            verifier: Arc::new(AcceptAnyPeer),
-            store: store(&format!("{name}.db"))?,
-        })
+        Ok(ProfileConfig::new(
+            vec![Arc::new(Identity::generate(name, suite)?)],
+            Arc::new(AcceptAnyPeer),
+            store(&format!("{name}.db"))?,
+        ))
     };
     let (c, s) = (config("client")?, config("server")?);
     let n = iterations.max(1);
@@ -262,7 +262,7 @@ pub fn profile_bench(
         let mut server = Engine::server(s.clone());
         let hello = deliver(sends(ev, &mut hs_bytes), &mut server, &mut hs_bytes)?;
         deliver(hello, &mut client, &mut hs_bytes)?;
-        server.confirm(SystemTime::now())?;
+        server.on_peer_application_data(SystemTime::now())?;
         hs.push(start.elapsed());
 
         let start = Instant::now();

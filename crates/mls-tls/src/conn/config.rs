@@ -92,11 +92,7 @@ pub struct CommonConfig {
 impl CommonConfig {
     fn new(identity: Identity, verifier: Arc<dyn PeerVerifier>, store: Arc<SessionStore>) -> Self {
         Self {
-            profile: ProfileConfig {
-                identities: vec![Arc::new(identity)],
-                verifier,
-                store,
-            },
+            profile: ProfileConfig::new(vec![Arc::new(identity)], verifier, store),
             update_policy: UpdatePolicy::default(),
             padding: PaddingPolicy::None,
             max_early_data: 16 * 1024,

@@ -127,7 +127,7 @@ impl ClientConnection {
     pub fn new(config: Arc<ClientConfig>) -> Result<Self, Error> {
         let (engine, events) = Engine::client(config.common.profile.clone())?;
         let mut core = ConnectionCore::new(config.common.clone(), engine);
-        core.start(events, true)?;
+        core.start(events)?;
         Ok(Self { core })
     }
 
@@ -135,18 +135,13 @@ impl ClientConnection {
     /// carries a fresh commit, up to `max_early_data` bytes written before
     /// the response go out as early data.
     pub fn resume(config: Arc<ClientConfig>, id: &SessionId) -> Result<Self, Error> {
-        let (engine, events, resumption) = Engine::resume(
+        let (engine, events, _resumption) = Engine::resume(
             config.common.profile.clone(),
             id,
             config.common.clock.system_time(),
         )?;
         let mut core = ConnectionCore::new(config.common.clone(), engine);
-        if resumption.early_data {
-            core.early = EarlyData::Sending {
-                remaining: config.common.max_early_data,
-            };
-        }
-        core.start(events, false)?;
+        core.start(events)?;
         Ok(Self { core })
     }
 

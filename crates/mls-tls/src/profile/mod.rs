@@ -4,4 +4,5 @@
 
 pub mod engine;
 pub(crate) mod group;
+pub mod owners;
 pub(crate) mod provider;

@@ -65,8 +65,8 @@ pub(super) fn encode(s: &StoredSession) -> Zeroizing<Vec<u8>> {
     put_bytes(&mut out, &m.id.0);
     out.extend_from_slice(&m.suite.code_point().to_be_bytes());
     out.push(role_to_u8(m.initial_role));
-    out.push(state_to_u8(m.state));
-    match &m.pending {
+    out.push(state_to_u8(&m.state));
+    match m.state.pending() {
         Some(p) => {
             out.push(1);
             out.push(p.typ.to_u8());
@@ -101,7 +101,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<StoredSession, Error> {
     let id = SessionId(r.bytes()?.to_vec());
     let suite = suite_from_u16(r.u16()?)?;
     let initial_role = role_from_u8(r.u8()?)?;
-    let state = state_from_u8(r.u8()?)?;
+    let state = r.u8()?;
     let pending = match r.u8()? {
         0 => None,
         1 => {
@@ -119,12 +119,19 @@ pub(super) fn decode(bytes: &[u8]) -> Result<StoredSession, Error> {
         1 => Some(<[u8; 32]>::try_from(r.take(32)?).map_err(|_| bad("bad hash"))?),
         _ => return Err(bad("bad commit hash flag")),
     };
+    // A pending commit exactly in the two Awaiting states.
+    let state = match (state, pending) {
+        (0, None) => StoredState::Synced,
+        (1, Some(p)) => StoredState::AwaitingEpochKeyUpdate(p),
+        (2, Some(p)) => StoredState::AwaitingResumptionResponse(p),
+        (0..=2, _) => return Err(bad("pending commit disagrees with the state")),
+        _ => return Err(bad("bad state")),
+    };
     let meta = SessionMeta {
         id,
         suite,
         initial_role,
         state,
-        pending,
         last_commit_hash,
         last_send_epoch: r.u64()?,
         peer_credential: r.bytes()?.to_vec(),
@@ -214,20 +221,11 @@ pub(super) fn role_from_u8(v: u8) -> Result<InitialRole, Error> {
     }
 }
 
-fn state_to_u8(s: StoredState) -> u8 {
+fn state_to_u8(s: &StoredState) -> u8 {
     match s {
         StoredState::Synced => 0,
-        StoredState::AwaitingEpochKeyUpdate => 1,
-        StoredState::AwaitingResumptionResponse => 2,
-    }
-}
-
-fn state_from_u8(v: u8) -> Result<StoredState, Error> {
-    match v {
-        0 => Ok(StoredState::Synced),
-        1 => Ok(StoredState::AwaitingEpochKeyUpdate),
-        2 => Ok(StoredState::AwaitingResumptionResponse),
-        _ => Err(bad("bad state")),
+        StoredState::AwaitingEpochKeyUpdate(_) => 1,
+        StoredState::AwaitingResumptionResponse(_) => 2,
     }
 }
 
@@ -242,14 +240,13 @@ mod tests {
                 suite: CipherSuite::DEFAULT,
                 initial_role: InitialRole::Responder,
                 state: if pending {
-                    StoredState::AwaitingEpochKeyUpdate
+                    StoredState::AwaitingEpochKeyUpdate(PendingCommit {
+                        message: vec![1, 2, 3],
+                        typ: TwoPartyMessageType::ConnectionUpdate,
+                    })
                 } else {
                     StoredState::Synced
                 },
-                pending: pending.then(|| PendingCommit {
-                    message: vec![1, 2, 3],
-                    typ: TwoPartyMessageType::ConnectionUpdate,
-                }),
                 last_commit_hash: pending.then_some([9; 32]),
                 last_send_epoch: 5,
                 peer_credential: vec![4; 40],
@@ -293,6 +290,32 @@ mod tests {
             b[offset] = value;
             assert!(decode(&b).is_err(), "offset {offset}");
         }
+    }
+
+    /// "Which state" and "which commit waits" are one field in memory; a
+    /// record that says otherwise is damage, not a state to run.
+    #[test]
+    fn a_pending_commit_outside_the_awaiting_states_is_refused() {
+        let state_at = MAGIC.len() + 4 + 32 + 3;
+        // Synced with a pending commit.
+        let mut b = encode(&sample(true)).to_vec();
+        b[state_at] = 0;
+        assert!(
+            matches!(decode(&b), Err(Error::Store(ref m)) if m.contains("disagrees")),
+            "{:?}",
+            decode(&b)
+        );
+        // Awaiting either message without one.
+        for state in [1, 2] {
+            let mut b = encode(&sample(false)).to_vec();
+            b[state_at] = state;
+            assert!(decode(&b).is_err(), "state {state}");
+        }
+        // Both Awaiting states carry their commit through a round trip.
+        let mut s = sample(true);
+        let p = s.meta.state.pending().unwrap().clone();
+        s.meta.state = StoredState::AwaitingResumptionResponse(p);
+        assert_eq!(decode(&encode(&s)).unwrap(), s);
     }
 
     use crate::store::conformance::record;

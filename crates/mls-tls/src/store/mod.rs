@@ -9,10 +9,8 @@
 //! memory for tests, or any [`SessionBackend`] of your own (another
 //! database, a key-value service, encryption at rest).
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
@@ -56,15 +54,28 @@ pub enum InitialRole {
     Responder,
 }
 
-/// The persisted profile state of a session (profile section 3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The persisted profile state of a session (profile section 3.1). The
+/// pending commit is part of the state, so "which state" and "which commit
+/// waits" cannot disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredState {
     /// No pending commit.
     Synced,
-    /// A ConnectionUpdate or ResumptionResponse commit is pending.
-    AwaitingEpochKeyUpdate,
-    /// A ResumptionRequest commit is pending.
-    AwaitingResumptionResponse,
+    /// Our ConnectionUpdate or ResumptionResponse commit waits for the
+    /// peer's EpochKeyUpdate.
+    AwaitingEpochKeyUpdate(PendingCommit),
+    /// Our ResumptionRequest commit waits for the response.
+    AwaitingResumptionResponse(PendingCommit),
+}
+
+impl StoredState {
+    /// The commit this state waits on, if any.
+    pub fn pending(&self) -> Option<&PendingCommit> {
+        match self {
+            Self::Synced => None,
+            Self::AwaitingEpochKeyUpdate(p) | Self::AwaitingResumptionResponse(p) => Some(p),
+        }
+    }
 }
 
 /// A commit sent but not yet confirmed, kept to be sent again on resumption.
@@ -94,10 +105,8 @@ pub struct SessionMeta {
     pub suite: CipherSuite,
     /// This party's role in the first handshake.
     pub initial_role: InitialRole,
-    /// The profile state.
+    /// The profile state, with its pending commit.
     pub state: StoredState,
-    /// The pending commit, in the two Awaiting states.
-    pub pending: Option<PendingCommit>,
     /// SHA-256 of the last commit message this party merged (its own or
     /// the peer's).
     pub last_commit_hash: Option<[u8; 32]>,
@@ -346,8 +355,8 @@ impl<B: SessionBackend + ?Sized> SessionBackend for Arc<B> {
 }
 
 /// The sessions of this party, shared by its connections: a
-/// [`SessionBackend`] plus which connection of this process currently
-/// owns each session.
+/// [`SessionBackend`] behind the checks every backend gets (the record's
+/// fields must agree with its data; listing is ordered).
 ///
 /// ```
 /// use mls_tls::store::SessionStore;
@@ -356,23 +365,6 @@ impl<B: SessionBackend + ?Sized> SessionBackend for Arc<B> {
 /// ```
 pub struct SessionStore {
     backend: Box<dyn SessionBackend>,
-    /// Which connection (by claim number) currently owns each session in
-    /// this process, so older connections notice on their data path.
-    leases: Mutex<HashMap<SessionId, Weak<AtomicU64>>>,
-}
-
-/// A connection's claim on a session; superseded when a newer connection
-/// of this process claims the same session.
-#[derive(Debug, Clone)]
-pub(crate) struct Lease {
-    current: Arc<AtomicU64>,
-    mine: u64,
-}
-
-impl Lease {
-    pub(crate) fn is_current(&self) -> bool {
-        self.current.load(Ordering::Acquire) == self.mine
-    }
 }
 
 impl core::fmt::Debug for SessionStore {
@@ -398,7 +390,6 @@ impl SessionStore {
     pub fn with_backend(backend: impl SessionBackend + 'static) -> Self {
         Self {
             backend: Box::new(backend),
-            leases: Mutex::new(HashMap::new()),
         }
     }
 
@@ -457,23 +448,6 @@ impl SessionStore {
         precondition: Precondition,
     ) -> Result<bool, Error> {
         self.backend.save(&session.to_record(), precondition)
-    }
-
-    /// Claims `id` for a connection, superseding any earlier claim.
-    pub(crate) fn claim(&self, id: &SessionId) -> Lease {
-        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget sessions no live connection holds, so the map stays small.
-        leases.retain(|_, l| l.strong_count() > 0);
-        let current = match leases.get(id).and_then(Weak::upgrade) {
-            Some(c) => c,
-            None => {
-                let c = Arc::new(AtomicU64::new(0));
-                leases.insert(id.clone(), Arc::downgrade(&c));
-                c
-            }
-        };
-        let mine = current.fetch_add(1, Ordering::AcqRel) + 1;
-        Lease { current, mine }
     }
 }
 
@@ -575,7 +549,6 @@ mod tests {
                 suite: CipherSuite::DEFAULT,
                 initial_role: InitialRole::Initiator,
                 state: StoredState::Synced,
-                pending: None,
                 last_commit_hash: None,
                 last_send_epoch: 1,
                 peer_credential: vec![1, 2],
@@ -652,18 +625,5 @@ mod tests {
             .execute("UPDATE mlstls_session_records SET suite = 999", [])
             .unwrap();
         assert!(matches!(b.load(s.id()), Err(Error::Store(_))));
-    }
-
-    #[test]
-    fn leases_supersede_and_are_forgotten_when_unused() {
-        let store = SessionStore::in_memory().unwrap();
-        let id = SessionId(vec![1]);
-        let first = store.claim(&id);
-        assert!(first.is_current());
-        let second = store.claim(&id);
-        assert!(!first.is_current() && second.is_current());
-        drop((first, second));
-        let _other = store.claim(&SessionId(vec![2]));
-        assert_eq!(store.leases.lock().unwrap().len(), 1);
     }
 }

@@ -33,6 +33,8 @@ pub struct Party {
     pub send_epochs: Vec<u64>,
     pub established: bool,
     pub early_allowed: Option<bool>,
+    /// How many times the engine asked for the join confirmation record.
+    pub join_confirmations: usize,
     pub store: Arc<SessionStore>,
     pub config: ProfileConfig,
 }
@@ -52,6 +54,10 @@ impl Party {
                 }
                 Event::CandidateReceiveKeys(s) => self.candidate = prot(&s),
                 Event::Established => self.established = true,
+                // A connection sends one data record now; the tests
+                // choose when it arrives (`data_both`).
+                Event::ConfirmJoin => self.join_confirmations += 1,
+                Event::EarlyDataWindow => {}
                 Event::Resumed { early_data_allowed } => {
                     self.early_allowed = Some(early_data_allowed)
                 }
@@ -87,11 +93,11 @@ pub struct Sim {
 }
 
 pub fn config(identity: Arc<Identity>, verifier: Arc<dyn PeerVerifier>) -> ProfileConfig {
-    ProfileConfig {
-        identities: vec![identity],
+    ProfileConfig::new(
+        vec![identity],
         verifier,
-        store: Arc::new(SessionStore::in_memory().unwrap()),
-    }
+        Arc::new(SessionStore::in_memory().unwrap()),
+    )
 }
 
 pub fn party(engine: Engine, config: ProfileConfig) -> Party {
@@ -103,6 +109,7 @@ pub fn party(engine: Engine, config: ProfileConfig) -> Party {
         send_epochs: Vec::new(),
         established: false,
         early_allowed: None,
+        join_confirmations: 0,
         store: config.store.clone(),
         config,
     }
@@ -161,8 +168,8 @@ impl Sim {
         let events = match item {
             Item::Handshake(m) => me.engine.handle(m, self.now)?,
             Item::Data => {
-                if p.is_some() && !me.established {
-                    me.engine.confirm(self.now)?
+                if p.is_some() {
+                    me.engine.on_peer_application_data(self.now)?
                 } else {
                     Vec::new()
                 }

@@ -81,9 +81,6 @@ pub struct ConnectionCore {
     /// Application data accepted from the caller before it may be sent.
     pending: Vec<u8>,
     pub(crate) early: EarlyData,
-    handshaking: bool,
-    /// A new client sends one record right after joining (SPEC 6).
-    confirm_after_join: bool,
     error: Option<Error>,
     peer_closed: bool,
     sent_close: bool,
@@ -112,7 +109,7 @@ impl core::fmt::Debug for ConnectionCore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ConnectionCore")
             .field("engine", &self.engine)
-            .field("handshaking", &self.handshaking)
+            .field("handshaking", &self.is_handshaking())
             .field("early", &self.early)
             .field("error", &self.error)
             .finish_non_exhaustive()
@@ -138,8 +135,6 @@ impl ConnectionCore {
             early_received: ByteQueue::default(),
             pending: Vec::new(),
             early: EarlyData::None,
-            handshaking: true,
-            confirm_after_join: false,
             error: None,
             peer_closed: false,
             sent_close: false,
@@ -155,12 +150,9 @@ impl ConnectionCore {
         }
     }
 
-    pub(crate) fn start(
-        &mut self,
-        events: Vec<Event>,
-        confirm_after_join: bool,
-    ) -> Result<(), Error> {
-        self.confirm_after_join = confirm_after_join;
+    /// Carries out the first events of a new engine (a ClientHello, or a
+    /// ResumptionRequest with its keys).
+    pub(crate) fn start(&mut self, events: Vec<Event>) -> Result<(), Error> {
         self.apply(events)
     }
 
@@ -327,12 +319,9 @@ impl ConnectionCore {
             }
             if let Some(len) = data_len {
                 self.bytes_since_update += len as u64;
-                if self.engine.side() == Side::Server && !self.engine.is_established() {
-                    // The initiator's first ciphertext record confirms a
-                    // provisional session (SPEC 6).
-                    let events = self.engine.confirm(now)?;
-                    self.apply(events)?;
-                }
+                // May confirm a provisional session (SPEC 6).
+                let events = self.engine.on_peer_application_data(now)?;
+                self.apply(events)?;
                 // A side that only receives updates too (SPEC 7: bytes sent
                 // plus received).
                 self.maybe_update()?;
@@ -347,12 +336,10 @@ impl ConnectionCore {
     fn on_peer_close_notify(&mut self) -> Result<(), Error> {
         tracing::debug!(epoch = ?self.engine.epoch(), "peer sent close_notify");
         self.peer_closed = true;
-        if !self.is_handshaking() && self.engine.state() == State::AwaitingEpochKeyUpdate {
-            let events = self
-                .engine
-                .abandon_update(self.common.clock.system_time())?;
-            self.apply(events)?;
-        }
+        let events = self
+            .engine
+            .on_peer_closed(self.common.clock.system_time())?;
+        self.apply(events)?;
         self.track_update();
         Ok(())
     }
@@ -378,12 +365,6 @@ impl ConnectionCore {
                     self.bytes_since_update = 0;
                 }
                 Event::InstallReceiveKeys(s) => {
-                    if let EarlyData::Receiving { .. } = self.early {
-                        // The EpochKeyUpdate arrived: the resumption is
-                        // complete (even if this side's sending is stuck).
-                        self.early = EarlyData::None;
-                        self.handshaking = false;
-                    }
                     self.log_secret(&s, self.engine.side().peer());
                     self.joiner.check_key_change()?;
                     self.opener.install(s.secret.derive_keys(s.suite.aead())?)?;
@@ -394,20 +375,27 @@ impl ConnectionCore {
                         .set_candidate(s.secret.derive_keys(s.suite.aead())?)?;
                 }
                 Event::Established => {
-                    self.handshaking = false;
-                    if let EarlyData::Sending { .. } = self.early {
+                    self.early = match self.early {
                         // Only a response under the new epoch's keys shows
                         // that the early data was delivered (SPEC 8).
-                        self.early = if self.handshake_encrypted {
+                        EarlyData::Sending { .. } if self.handshake_encrypted => {
                             EarlyData::Accepted
-                        } else {
-                            EarlyData::Rejected
-                        };
-                    }
-                    if std::mem::take(&mut self.confirm_after_join) {
-                        self.sealer
-                            .seal(ContentType::ApplicationData, &[], &mut self.sendable)?;
-                    }
+                        }
+                        EarlyData::Sending { .. } => EarlyData::Rejected,
+                        // A responder's early-data window ends with the
+                        // EpochKeyUpdate.
+                        EarlyData::Receiving { .. } => EarlyData::None,
+                        other => other,
+                    };
+                }
+                Event::ConfirmJoin => {
+                    self.sealer
+                        .seal(ContentType::ApplicationData, &[], &mut self.sendable)?;
+                }
+                Event::EarlyDataWindow => {
+                    self.early = EarlyData::Sending {
+                        remaining: self.common.max_early_data,
+                    };
                 }
                 Event::Resumed { early_data_allowed } => {
                     self.early = EarlyData::Receiving {
@@ -509,11 +497,7 @@ impl ConnectionCore {
     /// neither direction closed (SPEC 9: after our close_notify nothing
     /// leaves; after the peer's it could never be confirmed).
     fn may_start_update(&self) -> bool {
-        !self.handshaking
-            && self.engine.state() == State::Synced
-            && self.engine.is_established()
-            && !self.sent_close
-            && !self.peer_closed
+        self.engine.may_start_update() && !self.sent_close && !self.peer_closed
     }
 
     /// TLS bytes queued and not yet taken by `write_tls`.
@@ -596,7 +580,7 @@ impl ConnectionCore {
     /// Whether the handshake (or resumption) is still in progress. A
     /// provisional server session stays handshaking until confirmed.
     pub fn is_handshaking(&self) -> bool {
-        self.handshaking || !self.engine.is_established()
+        !self.engine.is_established()
     }
 
     /// Whether data written now goes out as early data on a resumption.
@@ -641,10 +625,7 @@ impl ConnectionCore {
     /// stored session (SPEC 9).
     pub fn terminate(&mut self) -> Result<(), Error> {
         self.send_close_notify();
-        if let Some(id) = self.engine.session_id() {
-            self.common.profile.store.delete(id)?;
-        }
-        Ok(())
+        self.engine.terminate()
     }
 
     /// Starts a key update now (SPEC 7).

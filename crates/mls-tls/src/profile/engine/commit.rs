@@ -123,7 +123,6 @@ pub(super) fn claim_send_epoch(
         return Ok(None);
     }
     let update = a.commit_pending(provider, TwoPartyMessageType::ConnectionUpdate)?;
-    a.meta.state = StoredState::AwaitingEpochKeyUpdate;
     Ok(Some(update))
 }
 

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use openmls::prelude::OpenMlsProvider as _;
 use tracing::{debug, info, warn};
 
 use super::{
     apply_and_confirm, delete_session, export, export_staged, process_commit, split, Active,
-    Engine, EpochSecret, Event, ProfileConfig, State,
+    Engine, EpochSecret, Event, Live, Phase, ProfileConfig, Standing,
 };
 use crate::credentials::PeerIdentity;
 use crate::error::Error;
@@ -39,23 +38,27 @@ impl Engine {
         if let Err(e) = active.recheck_peer(&*config.verifier, now) {
             return Err(delete_session(&config.store, id, e));
         }
+        // This connection is the session's from now on (SPEC 8).
+        let lease = config.owners.claim(id);
         let mut engine = Self {
             config,
             side: Side::Client,
-            state: State::AwaitingResumptionResponse,
-            hello: None,
-            active: Some(active),
-            db: Some(GroupDb::Open(db)),
-            send_blocked: false,
-            lease: None,
-            claim_on_confirm: false,
+            phase: Phase::Live(Box::new(Live {
+                session: active,
+                db: GroupDb::Open(db),
+                standing: Standing::Resuming(Some(lease)),
+                send_blocked: false,
+            })),
         };
-        engine.claim();
         let (message, epoch, early_data, secrets, suite) =
             engine.transition(now, |a, provider| {
                 // C1: our pending commit, unchanged, or a fresh one.
-                let (message, fresh) = match &a.meta.pending {
-                    Some(p) => (p.message.clone(), false),
+                let (message, fresh) = match a.meta.state.pending().cloned() {
+                    Some(p) => {
+                        let message = p.message.clone();
+                        a.meta.state = StoredState::AwaitingResumptionResponse(p);
+                        (message, false)
+                    }
                     None => (
                         a.commit_pending(provider, TwoPartyMessageType::ResumptionRequest)?,
                         true,
@@ -72,14 +75,13 @@ impl Engine {
                 if early_data {
                     a.meta.last_send_epoch = epoch;
                 }
-                a.meta.state = StoredState::AwaitingResumptionResponse;
                 Ok((message, epoch, early_data, secrets, a.meta.suite))
             })?;
         info!(
             session = %id,
             epoch,
             early_data,
-            peer = %engine.active.as_ref().map(|a| a.peer.display_name()).unwrap_or_default(),
+            peer = %engine.peer_identity().map(|p| p.display_name()).unwrap_or_default(),
             "resumption requested"
         );
         let (send, receive) = split(secrets, Side::Client);
@@ -101,6 +103,7 @@ impl Engine {
                 suite,
                 secret: send,
             }));
+            events.push(Event::EarlyDataWindow);
         }
         Ok((engine, events, Resumption { early_data }))
     }
@@ -119,16 +122,17 @@ impl Engine {
             }
             other => other?,
         };
-        if active.meta.state == StoredState::AwaitingResumptionResponse
-            && active.meta.initial_role == InitialRole::Initiator
-        {
+        let awaiting_rr = matches!(
+            active.meta.state,
+            StoredState::AwaitingResumptionResponse(_)
+        );
+        if awaiting_rr && active.meta.initial_role == InitialRole::Initiator {
             // Both resumed at once: the initial initiator keeps its own
             // attempt and refuses this one (SPEC 8).
             debug!(session = %id, "resumption refused: resuming this session ourselves");
             return Err(Error::ResumptionRefused);
         }
         let verifier = self.config.verifier.clone();
-        let awaiting_rr = active.meta.state == StoredState::AwaitingResumptionResponse;
         // Rule 1: the commit we merged last, and we are at its epoch.
         let rule1 = active.meta.last_commit_hash == Some(group::commit_hash(body))
             && message.epoch().as_u64() + 1 == active.group.epoch().as_u64();
@@ -140,7 +144,7 @@ impl Engine {
             }
             let epoch = active.group.epoch().as_u64();
             if !awaiting_rr {
-                if let Some(pending) = active.meta.pending.clone() {
+                if let Some(pending) = active.meta.state.pending().cloned() {
                     // Our unconfirmed commit goes again, unchanged, in
                     // plaintext: nothing changes, so nothing is stored and
                     // the session is not claimed. The connection that sent
@@ -159,11 +163,13 @@ impl Engine {
                     let secrets = export(&active.group, &active.crypto, active.meta.suite)?;
                     let (_, receive) = split(secrets, Side::Server);
                     let suite = active.meta.suite;
-                    self.active = Some(active);
-                    self.db = Some(GroupDb::Open(db));
                     self.side = Side::Server;
-                    self.state = State::AwaitingEpochKeyUpdate;
-                    self.claim_on_confirm = true;
+                    self.phase = Phase::Live(Box::new(Live {
+                        session: active,
+                        db: GroupDb::Open(db),
+                        standing: Standing::Resuming(None),
+                        send_blocked: false,
+                    }));
                     return Ok(vec![
                         Event::InstallReceiveKeys(EpochSecret {
                             epoch,
@@ -181,9 +187,14 @@ impl Engine {
                 }
             }
         }
-        self.active = Some(active);
-        self.db = Some(GroupDb::Open(db));
         self.side = Side::Server;
+        self.phase = Phase::Live(Box::new(Live {
+            session: active,
+            db: GroupDb::Open(db),
+            // Claimed once the request is classified.
+            standing: Standing::Resuming(None),
+            send_blocked: false,
+        }));
         let result = self.transition(now, |a, provider| {
             let msg_epoch = message.epoch();
             let current = a.group.epoch();
@@ -199,16 +210,11 @@ impl Engine {
             let outcome = if rule1 {
                 // Rule 1 without a pending commit to resend (or with our
                 // own request's, which is never resent): a fresh response.
-                if a.group.pending_commit().is_some() {
-                    a.group
-                        .clear_pending_commit(provider.storage())
-                        .map_err(mls_err)?;
-                    a.meta.pending = None;
-                }
+                a.drop_pending(provider)?;
                 Outcome::Retransmission
             } else if pending_epoch == Some(msg_epoch) {
                 // Rule 2: builds on our pending commit.
-                a.meta.pending = None;
+                a.meta.state = StoredState::Synced;
                 a.group.merge_pending_commit(provider).map_err(mls_err)?;
                 a.sync_identity();
                 let staged = process_commit(a, provider, body, &*verifier, now, type_ok)?;
@@ -219,12 +225,7 @@ impl Engine {
                 Outcome::Applied { rule: 2 }
             } else if msg_epoch == current {
                 // Rule 3: builds on our current epoch; our pending commit loses.
-                if a.group.pending_commit().is_some() {
-                    a.group
-                        .clear_pending_commit(provider.storage())
-                        .map_err(mls_err)?;
-                    a.meta.pending = None;
-                }
+                a.drop_pending(provider)?;
                 let staged = process_commit(a, provider, body, &*verifier, now, type_ok)?;
                 a.group
                     .merge_staged_commit(provider, *staged)
@@ -238,7 +239,6 @@ impl Engine {
             };
             // The response: a fresh commit, stored before it leaves.
             let c2 = a.commit_pending(provider, TwoPartyMessageType::ResumptionResponse)?;
-            a.meta.state = StoredState::AwaitingEpochKeyUpdate;
             let epoch = a.group.epoch().as_u64();
             let encrypt = epoch > a.meta.last_send_epoch;
             let secrets = export(&a.group, &a.crypto, a.meta.suite)?;
@@ -252,11 +252,13 @@ impl Engine {
                 info!(session = %id, rule = 4, "resumption request classified: matches no state");
             }
         })?;
-        self.state = State::AwaitingEpochKeyUpdate;
         let applied = match outcome {
             Outcome::Applied { rule } => {
                 // Rules 2 and 3: an older connection is closed now (SPEC 8).
-                self.claim();
+                let lease = self.claim();
+                if let Phase::Live(live) = &mut self.phase {
+                    live.standing = Standing::Resuming(lease);
+                }
                 info!(
                     session = %id,
                     rule,
@@ -269,7 +271,6 @@ impl Engine {
             Outcome::Retransmission => {
                 // Rule 1: the claim moves only once the EpochKeyUpdate
                 // validates (SPEC 8).
-                self.claim_on_confirm = true;
                 info!(
                     session = %id,
                     rule = 1,
@@ -321,7 +322,7 @@ impl Engine {
             }
             a.group.merge_pending_commit(provider).map_err(mls_err)?;
             a.sync_identity();
-            a.meta.pending = None;
+            a.meta.state = StoredState::Synced;
             apply_and_confirm(a, provider, body, &*verifier, now, |t| {
                 matches!(
                     t,
@@ -329,7 +330,8 @@ impl Engine {
                 )
             })
         })?;
-        if let Some(a) = &self.active {
+        if let Some(live) = self.live() {
+            let a = &live.session;
             info!(
                 session = %a.meta.id,
                 suite = %a.meta.suite,
@@ -339,6 +341,7 @@ impl Engine {
                 "session resumed (initiator)"
             );
         }
+        self.establish();
         let mut events = self.confirmation_events(applied);
         events.push(Event::Established);
         Ok(events)
@@ -428,16 +431,13 @@ pub(super) fn load_active(
     // Whether the peer is (still) authenticated is decided by the caller's
     // re-check or by the verification of the peer's next UpdatePath leaf.
     let peer = PeerIdentity::from_stored(&meta.peer_credential, &meta.peer_signature_key)?;
-    // The three places that say whether a commit is pending must agree.
+    // The state and the group must agree on whether a commit is pending.
     let pending_in_group = group.pending_commit().is_some();
-    if meta.pending.is_some() != pending_in_group
-        || (meta.state == StoredState::Synced) == pending_in_group
-    {
+    if meta.state.pending().is_some() != pending_in_group {
         return Err(Error::Store(format!(
-            "damaged session record {id}: state {:?}, pending commit recorded: {}, \
-             in the group: {pending_in_group}",
+            "damaged session record {id}: state {:?}, but a pending commit in the group: \
+             {pending_in_group}",
             meta.state,
-            meta.pending.is_some()
         )));
     }
     let active = Active {
@@ -447,7 +447,6 @@ pub(super) fn load_active(
         group,
         meta,
         peer,
-        provisional: false,
     };
     Ok((active, db))
 }

@@ -15,8 +15,7 @@ impl Engine {
     /// hold the new identity too.
     pub fn rotate_identity(&mut self, identity: Arc<Identity>) -> Result<(), Error> {
         let a = self
-            .active
-            .as_mut()
+            .active_mut()
             .ok_or(Error::ApiMisuse("no session to rotate the identity of"))?;
         if identity.suite() != a.meta.suite {
             return Err(Error::ApiMisuse(

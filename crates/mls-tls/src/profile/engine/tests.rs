@@ -22,10 +22,17 @@ fn suite() -> CipherSuite {
 }
 
 fn config(name: &str) -> ProfileConfig {
-    ProfileConfig {
-        identities: vec![Arc::new(Identity::generate(name, suite()).unwrap())],
-        verifier: Arc::new(AcceptAnyPeer),
-        store: Arc::new(SessionStore::in_memory().unwrap()),
+    ProfileConfig::new(
+        vec![Arc::new(Identity::generate(name, suite()).unwrap())],
+        Arc::new(AcceptAnyPeer),
+        Arc::new(SessionStore::in_memory().unwrap()),
+    )
+}
+
+fn live(e: &mut Engine) -> &mut Live {
+    match &mut e.phase {
+        Phase::Live(live) => live,
+        _ => panic!("no live session"),
     }
 }
 
@@ -54,7 +61,9 @@ fn pair() -> (Engine, Engine) {
     let mut s = Engine::server(config("server"));
     let hello = deliver(sends(ev), &mut s).unwrap();
     assert!(deliver(hello, &mut c).unwrap().is_empty());
-    s.confirm(now()).unwrap();
+    assert!(!s.is_established());
+    s.on_peer_application_data(now()).unwrap();
+    assert!(c.is_established() && s.is_established());
     (c, s)
 }
 
@@ -64,12 +73,9 @@ fn forge(
     e: &mut Engine,
     f: impl FnOnce(&mut MlsGroup, &MlsProvider<'_>, &Identity) -> Result<Vec<u8>, Error>,
 ) -> Vec<u8> {
-    let a = e.active.as_mut().unwrap();
-    let db =
-        e.db.as_mut()
-            .unwrap()
-            .open(&e.config.store, &a.meta.id, a.meta.version)
-            .unwrap();
+    let store = e.config.store.clone();
+    let Live { session: a, db, .. } = live(e);
+    let db = db.open(&store, &a.meta.id, a.meta.version).unwrap();
     let crypto = a.crypto.clone();
     f(&mut a.group, &MlsProvider::new(&crypto, db), &a.identity).unwrap()
 }
@@ -405,16 +411,17 @@ fn group_snapshots_restore_exactly_and_damage_is_a_store_error() {
     use crate::store::snapshot::GroupStorage;
     let (mut c, _s) = pair();
     let id = c.session_id().unwrap().clone();
-    let meta = c.active.as_ref().unwrap().meta.clone();
-    let db = c.db.as_mut().unwrap();
+    let store = c.config.store.clone();
+    let meta = live(&mut c).session.meta.clone();
+    let db = &mut live(&mut c).db;
     let snap = db
-        .open(&c.config.store, &id, meta.version)
+        .open(&store, &id, meta.version)
         .unwrap()
         .snapshot()
         .unwrap();
     let storage = GroupStorage::restore(&snap).unwrap();
     let group = group::load_group(&storage, &id).unwrap().unwrap();
-    assert_eq!(group.epoch(), c.active.as_ref().unwrap().group.epoch());
+    assert_eq!(group.epoch(), live(&mut c).session.group.epoch());
     assert_eq!(
         storage.snapshot().unwrap(),
         snap,
@@ -489,12 +496,16 @@ fn entry_boundaries(snap: &[u8]) -> Vec<usize> {
 }
 
 /// Review (e): a broken invariant (Awaiting EpochKeyUpdate without a
-/// pending commit) is an internal error that closes with `internal_error`,
-/// not caller misuse that sends no alert.
+/// pending commit in the group) is an internal error that closes with
+/// `internal_error`, not caller misuse that sends no alert.
 #[test]
 fn broken_invariant_is_internal_error_with_an_alert() {
     let (mut c, _s) = pair();
-    c.state = State::AwaitingEpochKeyUpdate;
+    live(&mut c).session.meta.state = StoredState::AwaitingEpochKeyUpdate(PendingCommit {
+        message: vec![1],
+        typ: TwoPartyMessageType::ConnectionUpdate,
+    });
+    assert_eq!(c.state(), State::AwaitingEpochKeyUpdate);
     let eku = vec![HandshakeMessage::new(
         HandshakeType::EpochKeyUpdate,
         vec![0; 8],

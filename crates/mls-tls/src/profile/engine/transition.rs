@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use tracing::{info, warn};
 
-use super::{Active, Engine, State};
+use super::{Active, Engine, Phase, Standing};
 use crate::error::Error;
 use crate::profile::group;
 use crate::profile::provider::MlsProvider;
@@ -81,9 +81,8 @@ impl Engine {
             Ok(r) => Ok(r),
             Err(Closing::Keep(e)) => Err(e),
             Err(Closing::Close(e)) => {
-                self.active = None;
-                self.db = None;
-                self.state = State::Closed;
+                // Superseded, deleted, or not reloaded: never touched again.
+                self.close(false);
                 Err(e)
             }
         }
@@ -95,18 +94,20 @@ impl Engine {
         f: impl FnOnce(&mut Active, &MlsProvider<'_>) -> Result<R, Fail>,
     ) -> Result<R, Closing> {
         let store = self.config.store.clone();
-        let (Some(active), Some(group_db)) = (self.active.as_mut(), self.db.as_mut()) else {
+        let Phase::Live(live) = &mut self.phase else {
             return Err(Closing::Close(Error::Internal(
                 "a stored transition without a session",
             )));
         };
+        let provisional = matches!(live.standing, Standing::Provisional);
+        let (active, group_db) = (&mut live.session, &mut live.db);
         let db = match group_db.open(&store, &active.meta.id, active.meta.version) {
             Ok(db) => db,
             Err(Error::Superseded) => return Err(Closing::Close(Error::Superseded)),
             Err(e) => return Err(Closing::Keep(e)),
         };
         let crypto = active.crypto.clone();
-        if active.provisional {
+        if provisional {
             // Not stored yet: a failure ends the provisional session anyway.
             return f(active, &MlsProvider::new(&crypto, db))
                 .map_err(|fail| Closing::Keep(fail.error));
