@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use aws_lc_rs::digest::{digest, Context as Sha, SHA256};
 use clap::Args;
 use indicatif::{DecimalBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mls_tls::bench_support::compromise;
 use mls_tls::conn::{ClientConfig, ClientConnection, Connection, ServerConfig, UpdatePolicy};
 use mls_tls::credentials::{Identity, PinnedKeys};
 use mls_tls::crypto::CipherSuite;
@@ -572,6 +573,16 @@ async fn demo(args: &DemoArgs, suite: CipherSuite, dir: &Path) -> Result<String,
         &format!("close: {seen:?}"),
     )?;
 
+    // 6. Compromise: a thief copies the client's files at rest and attacks
+    // a full capture of a connection with them (in memory, same suite).
+    let compromise = dir.join("compromise");
+    std::fs::create_dir(&compromise).map_err(|e| format!("{}: {e}", compromise.display()))?;
+    let run = tokio::task::spawn_blocking(move || compromise::run(suite, &compromise));
+    let report = step("compromise", limit, async { run.await.map_err(text) })
+        .await?
+        .map_err(|e| format!("compromise: {e}"))?;
+    let lines = compromise_lines(&report)?;
+
     let (sent, received) = (wire.sent.load(Relaxed), wire.received.load(Relaxed));
     let overhead = (sent + received) as f64 / payload as f64 * 100.0 - 100.0;
     let (sent, received, payload) = (
@@ -593,6 +604,42 @@ async fn demo(args: &DemoArgs, suite: CipherSuite, dir: &Path) -> Result<String,
   close              close_notify both ways
   bytes on the wire  {sent} sent, {received} received
   overhead           {overhead:.2} % over {payload} of application data
-"
+{lines}"
+    ))
+}
+
+/// The compromise step's lines, each a property checked by trying: the
+/// demo fails if any does not hold.
+fn compromise_lines(r: &compromise::Report) -> Result<String, String> {
+    let (n, healed, last) = (r.stolen_at, r.healed_at, r.last_epoch);
+    let exposed = r.opened_in(n..=healed - 1);
+    let fs = r.opened_in(1..=n - 1);
+    let pcs = r.opened_in(healed..=last);
+    ensure(
+        exposed.1 > 0 && exposed.0 == exposed.1,
+        "compromise: the stolen state did not open its epoch",
+    )?;
+    ensure(
+        fs.1 > 0 && fs.0 == 0,
+        &format!("FS: {} of {} earlier records opened", fs.0, fs.1),
+    )?;
+    ensure(
+        pcs.1 > 0 && pcs.0 == 0,
+        &format!("PCS: {} of {} later records opened", pcs.0, pcs.1),
+    )?;
+    Ok(format!(
+        "  compromise         client's store and identity files copied at epoch {n}; all traffic captured
+  exposed            epochs {n}-{}: {} of {} records decrypted with the stolen state (the server's update does not heal)
+  FS                 epochs 1-{}: {} of {} records decrypted with the stolen state (checked)
+  PCS                epochs {healed}-{last}, after the client's own update: {} of {} records decrypted (checked)
+",
+        healed - 1,
+        exposed.0,
+        exposed.1,
+        n - 1,
+        fs.0,
+        fs.1,
+        pcs.0,
+        pcs.1
     ))
 }

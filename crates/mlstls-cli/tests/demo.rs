@@ -46,6 +46,20 @@ fn assert_passed(out: &Output, pid: u32) -> String {
     ] {
         assert!(stdout.contains(row), "no {row:?} row in:\n{stdout}");
     }
+    // The compromise step: each property checked by trying (issue 16).
+    for (row, what) in [
+        ("  FS ", "records decrypted with the stolen state (checked)"),
+        ("  PCS ", "after the client's own update: 0 of"),
+        ("  exposed ", "records decrypted with the stolen state"),
+    ] {
+        let line = stdout.lines().find(|l| l.starts_with(row));
+        assert!(
+            line.is_some_and(|l| l.contains(what)),
+            "no {row:?} row with {what:?} in:\n{stdout}"
+        );
+    }
+    let fs = stdout.lines().find(|l| l.starts_with("  FS ")).unwrap_or("");
+    assert!(fs.contains(": 0 of "), "{fs}");
     assert_eq!(
         stdout.lines().last(),
         Some("demo: all checks passed"),

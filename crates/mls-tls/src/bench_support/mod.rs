@@ -2,6 +2,7 @@
 //! the comparison bench, so all measure exactly the same thing. Only with
 //! the `bench` feature; not a stable API.
 
+pub mod compromise;
 mod mls_ops;
 
 pub use mls_ops::{MlsOps, SideCost};
