@@ -19,6 +19,7 @@ mod relay;
 mod server;
 mod sessions;
 mod stream;
+mod vectors;
 
 /// MLS-TLS secure channels from the command line.
 #[derive(Debug, Parser)]
@@ -58,6 +59,9 @@ enum Command {
     /// Measure this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Write MLS-TLS test vectors (JSON, one file per suite) for other
+    /// implementations; the format is in docs/INTEROP.md.
+    Vectors(vectors::VectorsArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Sessions(cmd) => sessions::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Vectors(args) => vectors::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

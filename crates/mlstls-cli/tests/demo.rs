@@ -58,7 +58,10 @@ fn assert_passed(out: &Output, pid: u32) -> String {
             "no {row:?} row with {what:?} in:\n{stdout}"
         );
     }
-    let fs = stdout.lines().find(|l| l.starts_with("  FS ")).unwrap_or("");
+    let fs = stdout
+        .lines()
+        .find(|l| l.starts_with("  FS "))
+        .unwrap_or("");
     assert!(fs.contains(": 0 of "), "{fs}");
     assert_eq!(
         stdout.lines().last(),

@@ -2,8 +2,10 @@
 //! the comparison bench, so all measure exactly the same thing. Only with
 //! the `bench` feature; not a stable API.
 
+mod capture;
 pub mod compromise;
 mod mls_ops;
+pub mod vectors;
 
 pub use mls_ops::{MlsOps, SideCost};
 

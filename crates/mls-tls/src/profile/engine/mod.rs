@@ -457,6 +457,16 @@ impl Engine {
         self.phase = Phase::Closed(ended);
     }
 
+    /// An initiator's KeyPackage storage while it waits for the ServerHello
+    /// (its private init and leaf keys), for the published test vectors.
+    #[cfg(feature = "bench")]
+    pub(crate) fn hello_storage(&self) -> Option<&GroupStorage> {
+        match &self.phase {
+            Phase::AwaitingServerHello(hello) => Some(&hello.db),
+            _ => None,
+        }
+    }
+
     /// Exports from the current epoch (for tests and higher protocols).
     pub fn export_secret(&self, label: &str, context: &[u8], len: usize) -> Result<Vec<u8>, Error> {
         let a = &self.live().ok_or(Error::ApiMisuse("no session"))?.session;
