@@ -1,7 +1,7 @@
 //! The opt-in key log (SPEC section 11): one line per installed key set and
 //! direction, for debugging and for decrypting captures independently.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
@@ -24,9 +24,10 @@ pub struct KeyLogFile {
 }
 
 impl KeyLogFile {
-    /// Opens (appending to) the file at `path`.
+    /// Opens (appending to) the file at `path`, creating it readable by
+    /// its owner only (mode 0600): it holds traffic secrets.
     pub fn open(path: impl AsRef<Path>) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = crate::private_file::open_append(path.as_ref(), "key log")?;
         Ok(Self {
             file: Mutex::new(file),
         })

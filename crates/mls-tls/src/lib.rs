@@ -35,6 +35,7 @@ mod enums;
 pub mod error;
 pub mod keylog;
 pub mod message;
+mod private_file;
 pub mod profile;
 pub mod record;
 pub mod schedule;

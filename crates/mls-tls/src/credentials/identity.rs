@@ -162,6 +162,34 @@ impl Identity {
         Ok(out)
     }
 
+    /// Reads an identity file (written by `mlstls keygen` or
+    /// [`Identity::to_bytes`]). Errors ([`Error::InvalidConfig`]) name the
+    /// file and say what to do.
+    ///
+    /// ```no_run
+    /// let id = mls_tls::Identity::load("client.id")?;
+    /// # Ok::<(), mls_tls::Error>(())
+    /// ```
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let named =
+            |why: String| Error::InvalidConfig(format!("identity {}: {why}", path.display()));
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| named(e.to_string()))?);
+        Self::from_bytes(&bytes).map_err(|e| match e {
+            // A readable file whose certificate no longer fits its key.
+            Error::InvalidConfig(why) => named(why),
+            _ if !Self::is_identity_file(&bytes) => {
+                named("not an mlstls identity file (make one with `mlstls keygen`)".into())
+            }
+            e => named(e.to_string()),
+        })
+    }
+
+    /// Whether `bytes` start like an identity file.
+    pub(super) fn is_identity_file(bytes: &[u8]) -> bool {
+        bytes.starts_with(IDENTITY_MAGIC) || bytes.starts_with(IDENTITY_X509_MAGIC)
+    }
+
     /// Reads an identity written by [`Identity::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let bad = || Error::ApiMisuse("not an MLS-TLS identity");

@@ -4,6 +4,7 @@
 //! chains), [`AcceptAnyPeer`] and [`EitherVerifier`].
 
 mod identity;
+mod trust_file;
 mod verify;
 pub mod x509;
 

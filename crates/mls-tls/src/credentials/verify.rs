@@ -2,7 +2,7 @@
 //! MLS leaf presents it, and the authentication-service hook
 //! ([`PeerVerifier`]) with the verifiers the crate ships.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -268,20 +268,50 @@ pub trait PeerVerifier: Send + Sync + core::fmt::Debug {
 /// same; the key may change only to another pinned key.
 #[derive(Debug, Clone, Default)]
 pub struct PinnedKeys {
-    keys: HashSet<Vec<u8>>,
+    /// Each pinned key, with the name its trust file line gave it.
+    keys: HashMap<Vec<u8>, Option<String>>,
+    /// Where the keys came from (a trust file's path), for error messages.
+    pub(super) source: Option<String>,
 }
 
 impl PinnedKeys {
     /// An allow-list of signature public keys.
     pub fn new(keys: impl IntoIterator<Item = Vec<u8>>) -> Self {
         Self {
-            keys: keys.into_iter().collect(),
+            keys: keys.into_iter().map(|k| (k, None)).collect(),
+            source: None,
         }
     }
 
     /// Adds a key.
     pub fn add(&mut self, key: Vec<u8>) {
-        self.keys.insert(key);
+        self.keys.insert(key, None);
+    }
+
+    /// Adds a key with the name a trust file gives it (for messages only:
+    /// the key alone decides).
+    pub fn add_named(&mut self, key: Vec<u8>, name: Option<String>) {
+        self.keys.insert(key, name);
+    }
+
+    /// Whether `key` is pinned.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    /// The name a trust file gave `key`, if any.
+    pub fn name_of(&self, key: &[u8]) -> Option<&str> {
+        self.keys.get(key).and_then(|n| n.as_deref())
+    }
+
+    /// How many keys are pinned.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is pinned (nobody is accepted).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 }
 
@@ -292,8 +322,15 @@ impl PeerVerifier for PinnedKeys {
         context: VerifyContext<'_>,
         _now: SystemTime,
     ) -> Result<PeerAuth, PeerRejected> {
-        if !self.keys.contains(&peer.signature_key) {
-            return Err("peer signature key is not pinned".into());
+        if !self.keys.contains_key(&peer.signature_key) {
+            let fingerprint = super::trust_file::hex(&peer.signature_key);
+            let short = fingerprint.get(..16).unwrap_or(&fingerprint);
+            let list = self.source.as_deref().unwrap_or("the pinned keys");
+            return Err(format!(
+                "the peer's key {short}\u{2026} (name '{}') is not in {list}",
+                String::from_utf8_lossy(&peer.name)
+            )
+            .into());
         }
         if let VerifyContext::UpdatePath { previous } = context {
             if previous.name != peer.name {

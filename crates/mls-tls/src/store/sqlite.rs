@@ -32,6 +32,11 @@ impl SqliteBackend {
     /// Opens (creating if needed) the store file at `path` with WAL and
     /// `synchronous=FULL`: a saved transition survives a crash or power loss.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        // Owner-only from the start: SQLite gives its -wal and -shm files
+        // the database file's mode.
+        crate::private_file::create_if_missing(path, "session store")
+            .map_err(|e| Error::Store(format!("session store {}: {e}", path.display())))?;
         let conn = Connection::open(path).map_err(store_err)?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
