@@ -1,7 +1,8 @@
-//! An MLS-TLS echo client: sends each line of stdin, prints the echo.
+//! A blocking MLS-TLS echo client: sends each line of stdin, prints the
+//! echo. Uses the files `mlstls` makes (see `tokio_server` for the setup).
 //!
 //! ```sh
-//! cargo run -p mls-tls --example echo_client -- 127.0.0.1:4433 SERVER_KEY_HEX
+//! cargo run -p mls-tls --example echo_client -- 127.0.0.1:4433 client.id servers.pub
 //! ```
 
 use std::io::{BufRead, Read, Write};
@@ -10,31 +11,29 @@ use std::sync::Arc;
 
 use mls_tls::credentials::PinnedKeys;
 use mls_tls::stream::StreamOwned;
-use mls_tls::{CipherSuite, ClientConfig, ClientConnection, Identity, SessionStore};
+use mls_tls::{ClientConfig, ClientConnection, Identity, SessionStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:4433".into());
-    let key_hex = args
-        .next()
-        .ok_or("usage: echo_client ADDR SERVER_KEY_HEX")?;
-    let key = (0..key_hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(key_hex.get(i..i + 2).unwrap_or("x"), 16))
-        .collect::<Result<Vec<u8>, _>>()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [addr, identity, trust] = &args[..] else {
+        return Err("usage: echo_client ADDR IDENTITY_FILE TRUST_FILE".into());
+    };
     let config = Arc::new(ClientConfig::new(
-        Identity::generate("echo-client", CipherSuite::DEFAULT)?,
-        Arc::new(PinnedKeys::new([key])),
+        Identity::load(identity)?,
+        Arc::new(PinnedKeys::from_trust_file(trust)?),
         Arc::new(SessionStore::in_memory()?),
     ));
     let conn = ClientConnection::new(config)?;
-    let mut stream = StreamOwned::new(conn, TcpStream::connect(&addr)?);
+    let mut stream = StreamOwned::new(conn, TcpStream::connect(addr)?);
     stream.complete_handshake()?;
-    eprintln!(
-        "connected: epoch {:?}, suite {:?}",
-        stream.conn.epoch(),
-        stream.conn.suite()
-    );
+    if let (Some(peer), Some(suite)) = (stream.conn.peer_identity(), stream.conn.suite()) {
+        eprintln!(
+            "connected to {} ({}), {suite}, epoch {}",
+            peer.display_name(),
+            peer.key_fingerprint(),
+            stream.conn.epoch().unwrap_or_default()
+        );
+    }
     for line in std::io::stdin().lock().lines() {
         let line = line? + "\n";
         stream.write_all(line.as_bytes())?;

@@ -1,37 +1,31 @@
-//! An MLS-TLS echo server over TCP.
+//! A blocking MLS-TLS echo server over TCP, one thread per connection,
+//! with the files `mlstls` makes (see `tokio_server` for the setup).
 //!
 //! ```sh
-//! cargo run -p mls-tls --example echo_server -- 127.0.0.1:4433
+//! cargo run -p mls-tls --example echo_server -- 127.0.0.1:4433 server.id clients.pub server.db
 //! ```
-//! It prints its public key; give it to `echo_client` to pin. Clients are
-//! not authenticated in this example (`AcceptAnyPeer`).
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 
-use mls_tls::credentials::AcceptAnyPeer;
+use mls_tls::credentials::PinnedKeys;
 use mls_tls::stream::StreamOwned;
-use mls_tls::{CipherSuite, Identity, ServerConfig, ServerConnection, SessionStore};
+use mls_tls::{Identity, ServerConfig, ServerConnection, SessionStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:4433".into());
-    let identity = Identity::generate("echo-server", CipherSuite::DEFAULT)?;
-    let key: String = identity
-        .public_key()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    println!("listening on {addr}; server key {key}");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [addr, identity, trust, store] = &args[..] else {
+        return Err("usage: echo_server ADDR IDENTITY_FILE TRUST_FILE STORE_FILE".into());
+    };
     let config = Arc::new(ServerConfig::new(
-        identity,
-        Arc::new(AcceptAnyPeer),
-        Arc::new(SessionStore::in_memory()?),
+        Identity::load(identity)?,
+        Arc::new(PinnedKeys::from_trust_file(trust)?),
+        Arc::new(SessionStore::open(store)?),
     ));
-    for sock in TcpListener::bind(&addr)?.incoming() {
+    eprintln!("listening on {addr}");
+    for sock in TcpListener::bind(addr)?.incoming() {
         let sock = sock?;
         let config = config.clone();
         thread::spawn(move || {
@@ -40,11 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             loop {
                 match stream.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => {
-                        if stream.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
+                    Ok(n) if stream.write_all(&buf[..n]).is_ok() => {}
+                    Ok(_) => break,
                     Err(e) => {
                         eprintln!("connection ended: {e}");
                         break;

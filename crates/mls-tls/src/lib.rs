@@ -3,14 +3,66 @@
 //! unchanged TLS 1.3 record layer (draft-kohbrok-mls-tls,
 //! draft-kohbrok-mls-two-party-profile).
 //!
-//! Where to start: build a [`ClientConfig`] or [`ServerConfig`] from an
-//! [`Identity`], a peer verifier ([`credentials`]) and a [`SessionStore`],
-//! then use one of
-//! - [`tokio`] (`Connector`, `Acceptor`, `TlsStream`; the `tokio` feature,
-//!   on by default) for async transports;
-//! - [`stream`] for blocking sockets;
-//! - [`ClientConnection`] / [`ServerConnection`] ([`conn`]) to drive the
-//!   protocol yourself, sans I/O, as rustls's connections are driven.
+//! # Start here
+//!
+//! A connection needs three things: our [`Identity`] (a signature key and
+//! credential; `mlstls keygen` writes one, [`Identity::load`] reads it),
+//! whom we accept ([`credentials`]: a trust file of pinned keys read by
+//! [`credentials::PinnedKeys::from_trust_file`], or X.509 roots), and a
+//! [`SessionStore`] where sessions live between connections so a cut
+//! connection resumes with data in its first flight.
+//!
+//! Connecting and accepting with tokio (the `tokio` feature, on by default):
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use mls_tls::credentials::PinnedKeys;
+//! use mls_tls::tokio::{Acceptor, Connector};
+//! use mls_tls::{ClientConfig, Identity, ServerConfig, SessionStore};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! // Server: accepts the clients listed in clients.pub.
+//! let server = Arc::new(ServerConfig::new(
+//!     Identity::load("server.id")?,
+//!     Arc::new(PinnedKeys::from_trust_file("clients.pub")?),
+//!     Arc::new(SessionStore::open("server.db")?),
+//! ));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4433").await?;
+//! let acceptor = Acceptor::new(server);
+//! tokio::spawn(async move {
+//!     let (tcp, _) = listener.accept().await?;
+//!     let mut tls = acceptor.accept(tcp).await?;
+//!     let who = tls.get_ref().1.peer_identity().map(|p| p.display_name());
+//!     tls.write_all(format!("hello {who:?}").as_bytes()).await?;
+//!     tls.shutdown().await
+//! });
+//!
+//! // Client: accepts the servers listed in servers.pub.
+//! let client = Arc::new(ClientConfig::new(
+//!     Identity::load("client.id")?,
+//!     Arc::new(PinnedKeys::from_trust_file("servers.pub")?),
+//!     Arc::new(SessionStore::open("client.db")?),
+//! ));
+//! let tcp = tokio::net::TcpStream::connect("127.0.0.1:4433").await?;
+//! let mut tls = Connector::new(client).connect(tcp).await?;
+//! let mut greeting = String::new();
+//! tls.read_to_string(&mut greeting).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! To resume a stored session (and fall back to a new one when the server
+//! no longer has it), use [`tokio::Connector::resume_or_connect`]. With
+//! blocking sockets, wrap a [`ClientConnection`] or [`ServerConnection`]
+//! and a `TcpStream` in a [`stream::StreamOwned`]. To drive the protocol
+//! yourself, sans I/O, as rustls's connections are driven, use
+//! [`ClientConnection`] / [`ServerConnection`] ([`conn`]) directly.
+//!
+//! Examples (`crates/mls-tls/examples`, run by the tests against files the
+//! `mlstls` tool makes): `tokio_server` and `tokio_client` (pinned keys,
+//! a file store, resumption, `peer_identity()`), `x509_client` (a server
+//! certificate checked against a CA and a name), and the blocking
+//! `echo_server` / `echo_client`.
 //!
 //! The modules, bottom up:
 //! - [`schedule`] and [`record`]: traffic secrets from the MLS exporter to
@@ -57,3 +109,8 @@ pub use credentials::Identity;
 pub use crypto::CipherSuite;
 pub use error::Error;
 pub use store::SessionStore;
+
+/// The crate README's examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

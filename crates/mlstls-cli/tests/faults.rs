@@ -549,31 +549,22 @@ fn example(name: &str) -> PathBuf {
     p
 }
 
-/// Starts the library's `echo_server`; returns it and its key as a trust
-/// line for `mlstls client`.
+/// Starts the library's `echo_server` with the test's server identity
+/// and client trust file; returns it and the trust file naming it.
 fn library_echo_server(dir: &Dir) -> (Proc, u16, PathBuf) {
     let port = free_port();
-    let mut child = Command::new(example("echo_server"))
+    let child = Command::new(example("echo_server"))
         .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
+        .arg(dir.p("server.id"))
+        .arg(dir.p("client.pub"))
+        .arg(dir.p("echo-server.db"))
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let key = line.trim().rsplit(' ').next().unwrap().to_string();
-    // The suite is the default one, as `keygen` makes.
-    let ours = std::fs::read_to_string(dir.p("server.pub")).unwrap();
-    let suite = ours.split_whitespace().nth(1).unwrap().to_string();
-    let trust = dir.p("echo-server.pub");
-    std::fs::write(&trust, format!("mlstls-key {suite} {key} echo-server\n")).unwrap();
     let p = Proc(child);
     wait_listening(port);
-    (p, port, trust)
+    (p, port, dir.p("server.pub"))
 }
 
 fn client_trusting(port: u16, dir: &Dir, trust: &std::path::Path) -> Command {
@@ -623,7 +614,7 @@ fn stream_client_against_a_plain_peer_says_use_plain() {
 }
 
 /// A server that accepts any client key (`--ca` with `--client-auth off`):
-/// the library's echo client has a fresh key every run.
+/// the library's echo client, any identity.
 fn open_server(dir: &Dir, port: u16, mode: &[&str]) -> (Proc, Arc<Mutex<String>>) {
     let out = Command::new(BIN)
         .args(["ca", "--cert"])
@@ -685,11 +676,6 @@ fn wait_for_log(log: &Mutex<String>, what: &str) {
     }
 }
 
-fn server_key_hex(dir: &Dir) -> String {
-    let line = std::fs::read_to_string(dir.p("server.pub")).unwrap();
-    line.split_whitespace().nth(2).unwrap().to_string()
-}
-
 /// Plain MLS-TLS: the library's echo client with `mlstls server --plain`.
 #[test]
 fn library_echo_client_talks_to_plain_server() {
@@ -698,7 +684,8 @@ fn library_echo_client_talks_to_plain_server() {
     let (_srv, _log) = open_server(&dir, port, &["--plain", "--echo"]);
     let mut cmd = Command::new(example("echo_client"));
     cmd.arg(format!("127.0.0.1:{port}"))
-        .arg(server_key_hex(&dir));
+        .arg(dir.p("client.id"))
+        .arg(dir.p("server.pub"));
     let input = b"hello\nplain MLS-TLS\n".repeat(50);
     let (code, out, err) = pipe_through(cmd, input.clone());
     assert_eq!(code, Some(0), "{err}");
@@ -714,7 +701,8 @@ fn stream_server_refuses_a_plain_client_and_says_why() {
     let (_srv, log) = open_server(&dir, port, &["--echo"]);
     let mut cmd = Command::new(example("echo_client"));
     cmd.arg(format!("127.0.0.1:{port}"))
-        .arg(server_key_hex(&dir));
+        .arg(dir.p("client.id"))
+        .arg(dir.p("server.pub"));
     let _ = pipe_through(cmd, b"hello\n".to_vec());
     wait_for_log(&log, "then start the server with --plain");
 }

@@ -1,7 +1,8 @@
 //! Credentials (SPEC section 5): our [`Identity`], the peer's
 //! [`PeerIdentity`], and the verifiers that decide whom to accept:
-//! [`PinnedKeys`] (basic credentials), [`x509::X509Verifier`] (certificate
-//! chains), [`AcceptAnyPeer`] and [`EitherVerifier`].
+//! [`PinnedKeys`] (basic credentials, read from trust files),
+//! [`x509::WebPkiServerVerifier`] and [`x509::WebPkiClientVerifier`]
+//! (certificate chains), [`AcceptAnyPeer`] and [`EitherVerifier`].
 
 mod identity;
 mod trust_file;

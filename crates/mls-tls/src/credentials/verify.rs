@@ -73,9 +73,9 @@ impl PeerIdentity {
         Ok(self)
     }
 
-    /// A name for logs: a basic credential's name (lossy UTF-8), or an
+    /// A name to show: a basic credential's name (lossy UTF-8), or an
     /// X.509 leaf's DNS names. Never key material.
-    pub(crate) fn display_name(&self) -> String {
+    pub fn display_name(&self) -> String {
         match self.certificate_chain() {
             Some(chain) => x509::leaf_dns_names(&chain).map_or_else(
                 || "x509 (unparsable leaf)".into(),
@@ -83,6 +83,13 @@ impl PeerIdentity {
             ),
             None => String::from_utf8_lossy(&self.name).into_owned(),
         }
+    }
+
+    /// The first 8 bytes of the signature public key in hex, then `…`:
+    /// enough to match the key's line in a trust file by eye.
+    pub fn key_fingerprint(&self) -> String {
+        let hex = super::trust_file::hex(&self.signature_key);
+        format!("{}\u{2026}", hex.get(..16).unwrap_or(&hex))
     }
 
     /// The MLS credential type (basic, x509, ...), if the credential parses.
@@ -323,11 +330,10 @@ impl PeerVerifier for PinnedKeys {
         _now: SystemTime,
     ) -> Result<PeerAuth, PeerRejected> {
         if !self.keys.contains_key(&peer.signature_key) {
-            let fingerprint = super::trust_file::hex(&peer.signature_key);
-            let short = fingerprint.get(..16).unwrap_or(&fingerprint);
             let list = self.source.as_deref().unwrap_or("the pinned keys");
             return Err(format!(
-                "the peer's key {short}\u{2026} (name '{}') is not in {list}",
+                "the peer's key {} (name '{}') is not in {list}",
+                peer.key_fingerprint(),
                 String::from_utf8_lossy(&peer.name)
             )
             .into());

@@ -6,8 +6,8 @@
 //! `CryptoBackend` is an enum that delegates every trait method to the
 //! provider inside, which keeps one concrete provider type for the library.
 //! Hashing, HMAC, HKDF and Ed25519/ECDSA verification skip the provider and
-//! run on aws-lc-rs for every suite ([`awslc`]), and so does HPKE with
-//! DHKEM(X25519) or DHKEM(P-384) (suites 0x0001, 0x0003, 0x0007: [`hpke`]).
+//! run on aws-lc-rs for every suite (`awslc`), and so does HPKE with
+//! DHKEM(X25519) or DHKEM(P-384) (suites 0x0001, 0x0003, 0x0007: `hpke`).
 
 use std::fmt;
 
