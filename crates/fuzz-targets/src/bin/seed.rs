@@ -226,6 +226,11 @@ fn main() {
     // Identities, roots and chains.
     let dir = corpus_dir("identity");
     write(&dir, "basic-identity", &cat(&[&[0], &fx.client_identity]));
+    let line = mls_tls::Identity::from_bytes(&fx.client_identity)
+        .expect("fixture identity")
+        .public_line();
+    let trust = format!("# peers\n\n{line}\n");
+    write(&dir, "trust-file", &cat(&[&[3], trust.as_bytes()]));
     let (x509_identity, root_pem, chain) = x509_identity();
     write(&dir, "x509-identity", &cat(&[&[0], &x509_identity]));
     write(&dir, "root-pem", &cat(&[&[1], root_pem.as_bytes()]));
