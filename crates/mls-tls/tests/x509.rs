@@ -598,7 +598,7 @@ fn either_verifier_accepts_pinned_keys_or_certificates() {
     );
     assert_rejected(
         result,
-        "not pinned; and client presented a basic credential",
+        "is not in the pinned keys; and client presented a basic credential",
     );
 }
 

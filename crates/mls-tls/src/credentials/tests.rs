@@ -100,7 +100,9 @@ fn pinned_keys_refuse_unknown_keys_and_identity_changes() {
         .is_ok());
     assert_eq!(
         pins.verify(&peer(b"a", &[3]), VerifyContext::Welcome, now),
-        Err(PeerRejected::new("peer signature key is not pinned"))
+        Err(PeerRejected::new(
+            "the peer's key 03\u{2026} (name 'a') is not in the pinned keys"
+        ))
     );
     let previous = peer(b"a", &[1]);
     let update = |p| VerifyContext::UpdatePath { previous: p };

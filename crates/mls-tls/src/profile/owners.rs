@@ -9,12 +9,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::store::SessionId;
+use crate::store::{SessionId, SessionStore};
 
-/// The claims of the connections that share one [`ProfileConfig`]
-/// (clones of a client or server configuration share it).
-///
-/// [`ProfileConfig`]: super::engine::ProfileConfig
+/// The claims of the connections of this process that share one
+/// [`SessionStore`] ([`SessionOwners::of_store`]).
 #[derive(Default)]
 pub struct SessionOwners {
     /// The newest claim number of each session some connection holds.
@@ -43,6 +41,27 @@ impl Lease {
 }
 
 impl SessionOwners {
+    /// The claims of every configuration of this process built on `store`
+    /// (the same `Arc`): a resumption through one configuration closes an
+    /// older connection of another at once.
+    pub fn of_store(store: &Arc<SessionStore>) -> Arc<Self> {
+        type Registry = Vec<(Weak<SessionStore>, Weak<SessionOwners>)>;
+        static REGISTRY: Mutex<Registry> = Mutex::new(Vec::new());
+        let mut all = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+        // Entries of dropped stores or configurations go; a live store's
+        // address is unique, so a match is this store.
+        all.retain(|(s, o)| s.strong_count() > 0 && o.strong_count() > 0);
+        let found = all
+            .iter()
+            .find(|(s, _)| std::ptr::eq(s.as_ptr(), Arc::as_ptr(store)))
+            .and_then(|(_, o)| o.upgrade());
+        found.unwrap_or_else(|| {
+            let owners = Arc::new(Self::default());
+            all.push((Arc::downgrade(store), Arc::downgrade(&owners)));
+            owners
+        })
+    }
+
     /// Claims `id` for a connection, superseding any earlier claim.
     pub(crate) fn claim(&self, id: &SessionId) -> Lease {
         let mut all = self.current.lock().unwrap_or_else(|p| p.into_inner());

@@ -126,6 +126,19 @@ pub fn check(b: &dyn SessionBackend) {
         "records used before the cutoff are deleted"
     );
     assert!(b.load(a1.id()).unwrap().is_none());
+    // A connection ending its session deletes only the version it knows.
+    assert!(
+        !b.delete_at_version(other.id(), 2).unwrap(),
+        "delete_at_version of another version must not delete"
+    );
+    assert_eq!(b.load(other.id()).unwrap().unwrap(), other);
+    assert!(
+        b.delete_at_version(other.id(), 1).unwrap(),
+        "delete_at_version of the stored version deletes"
+    );
+    assert!(b.load(other.id()).unwrap().is_none());
+    assert!(!b.delete_at_version(other.id(), 1).unwrap());
+    assert!(b.save(&other, Precondition::Absent).unwrap());
     assert!(
         b.delete(other.id()).unwrap(),
         "delete reports an existing record"

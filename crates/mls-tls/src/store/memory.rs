@@ -43,6 +43,15 @@ impl SessionBackend for MemoryBackend {
         Ok(self.lock().remove(id).is_some())
     }
 
+    fn delete_at_version(&self, id: &SessionId, version: u64) -> Result<bool, Error> {
+        let mut all = self.lock();
+        if all.get(id).is_some_and(|r| r.version == version) {
+            all.remove(id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     fn list(&self) -> Result<Vec<SessionInfo>, Error> {
         let mut out: Vec<SessionInfo> = self.lock().values().map(|r| r.info.clone()).collect();
         out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));

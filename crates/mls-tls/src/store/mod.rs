@@ -320,6 +320,19 @@ pub trait SessionBackend: Send + Sync {
     /// Every stored session, in any order.
     fn list(&self) -> Result<Vec<SessionInfo>, Error>;
 
+    /// Deletes the record of `id` only if it is still at `version`;
+    /// returns whether it deleted. A connection ending its session for
+    /// good uses it, so that it never deletes a session another
+    /// connection or process has moved on since (SPEC 8, 9). The default
+    /// loads, compares and deletes, which is not atomic: a backend that
+    /// can do it in one statement should.
+    fn delete_at_version(&self, id: &SessionId, version: u64) -> Result<bool, Error> {
+        match self.load(id)? {
+            Some(record) if record.version == version => self.delete(id),
+            _ => Ok(false),
+        }
+    }
+
     /// Deletes sessions last used before `cutoff`; returns how many. The
     /// default lists and deletes one by one; a backend that can do it in
     /// one statement should.
@@ -348,6 +361,9 @@ impl<B: SessionBackend + ?Sized> SessionBackend for Arc<B> {
     }
     fn list(&self) -> Result<Vec<SessionInfo>, Error> {
         (**self).list()
+    }
+    fn delete_at_version(&self, id: &SessionId, version: u64) -> Result<bool, Error> {
+        (**self).delete_at_version(id, version)
     }
     fn delete_unused_since(&self, cutoff: SystemTime) -> Result<usize, Error> {
         (**self).delete_unused_since(cutoff)
@@ -404,6 +420,12 @@ impl SessionStore {
     /// Deletes a session. Returns whether it existed.
     pub fn delete(&self, id: &SessionId) -> Result<bool, Error> {
         self.backend.delete(id)
+    }
+
+    /// Deletes a session only if it is still at `version`; returns
+    /// whether it deleted ([`SessionBackend::delete_at_version`]).
+    pub fn delete_at_version(&self, id: &SessionId, version: u64) -> Result<bool, Error> {
+        self.backend.delete_at_version(id, version)
     }
 
     /// Deletes sessions unused for longer than `max_idle` at time `now`;

@@ -161,6 +161,19 @@ impl SessionBackend for SqliteBackend {
         Ok(n > 0)
     }
 
+    fn delete_at_version(&self, id: &SessionId, version: u64) -> Result<bool, Error> {
+        let version = i64::try_from(version)
+            .map_err(|_| Error::Store(format!("record of {id}: version beyond SQLite's range")))?;
+        let n = self
+            .lock()
+            .execute(
+                "DELETE FROM mlstls_session_records WHERE id = ?1 AND version = ?2",
+                rusqlite::params![&id.0, version],
+            )
+            .map_err(store_err)?;
+        Ok(n > 0)
+    }
+
     fn list(&self) -> Result<Vec<SessionInfo>, Error> {
         let conn = self.lock();
         let mut stmt = conn

@@ -388,6 +388,9 @@ impl ConnectionCore {
                         other => other,
                     };
                 }
+                // Nothing after our close_notify (SPEC 9): the responder's
+                // provisional session then lapses, unconfirmed.
+                Event::ConfirmJoin if self.sent_close => {}
                 Event::ConfirmJoin => {
                     self.sealer
                         .seal(ContentType::ApplicationData, &[], &mut self.sendable)?;

@@ -56,6 +56,7 @@ impl Engine {
                 crypto,
                 db,
             })),
+            terminated: false,
         };
         let hello = HandshakeMessage::new(HandshakeType::ClientHello, body);
         Ok((engine, vec![Event::Send(hello)]))
@@ -67,6 +68,7 @@ impl Engine {
             config,
             side: Side::Server,
             phase: Phase::AwaitingClientHello,
+            terminated: false,
         }
     }
 

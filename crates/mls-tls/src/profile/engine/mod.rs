@@ -45,13 +45,13 @@ pub struct ProfileConfig {
     pub verifier: Arc<dyn PeerVerifier>,
     /// Where sessions are stored.
     pub store: Arc<SessionStore>,
-    /// Which connection owns each session (SPEC 8), shared by the engines
-    /// of this configuration and its clones.
+    /// Which connection owns each session (SPEC 8), shared by every
+    /// configuration of this process on the same store.
     pub owners: Arc<SessionOwners>,
 }
 
 impl ProfileConfig {
-    /// A configuration with its own, empty [`SessionOwners`].
+    /// A configuration; its [`SessionOwners`] are those of `store`.
     pub fn new(
         identities: Vec<Arc<Identity>>,
         verifier: Arc<dyn PeerVerifier>,
@@ -60,8 +60,8 @@ impl ProfileConfig {
         Self {
             identities,
             verifier,
+            owners: SessionOwners::of_store(&store),
             store,
-            owners: Arc::default(),
         }
     }
 }
@@ -204,11 +204,13 @@ struct Ended {
     epoch: u64,
     suite: CipherSuite,
     peer: PeerIdentity,
-    /// The session was stored and not taken over or deleted: `terminate`
-    /// may still delete it.
+    /// The handshake or resumption had completed on this connection.
+    established: bool,
+    /// This connection's claim was current (not superseded, not a rule-1
+    /// candidate): `terminate` may delete the session, at `version` only.
     owned: bool,
-    /// Closed by [`Engine::terminate`]: late handshake messages are ignored.
-    terminated: bool,
+    /// The stored version this connection last knew.
+    version: u64,
 }
 
 /// A session with a group.
@@ -296,6 +298,9 @@ pub struct Engine {
     config: ProfileConfig,
     side: Side,
     phase: Phase,
+    /// Ended for good by [`Engine::terminate`]: handshake messages still in
+    /// flight are ignored (the peer may not know yet).
+    terminated: bool,
 }
 
 impl core::fmt::Debug for Engine {
@@ -398,12 +403,14 @@ impl Engine {
     }
 
     /// Whether the session is established and stored: not while a new
-    /// responder session is provisional, nor during a resumption.
+    /// responder session is provisional, nor during a resumption. After
+    /// the engine closes: whether it was established then.
     pub fn is_established(&self) -> bool {
-        matches!(
-            self.live().map(|l| &l.standing),
-            Some(Standing::Established(_))
-        )
+        match &self.phase {
+            Phase::Live(live) => matches!(live.standing, Standing::Established(_)),
+            Phase::Closed(Some(ended)) => ended.established,
+            _ => false,
+        }
     }
 
     /// Whether a key update may start now (profile 5): established and
@@ -435,20 +442,30 @@ impl Engine {
         }
     }
 
-    /// Closes the engine. `owned`: the stored session is still this
-    /// connection's (not superseded, not deleted).
+    /// Closes the engine. `owned`: as far as the caller knows, the stored
+    /// session is still this connection's (false once superseded); the
+    /// connection's claim decides the rest.
     fn close(&mut self, owned: bool) {
         let ended = match std::mem::replace(&mut self.phase, Phase::Closed(None)) {
             Phase::Live(live) => {
-                let stored = !matches!(live.standing, Standing::Provisional);
+                // Only a current claim owns: never a provisional session
+                // (not stored), a rule-1 candidate, or a superseded one.
+                let claim = match &live.standing {
+                    Standing::Established(lease) | Standing::Resuming(Some(lease)) => {
+                        lease.is_current()
+                    }
+                    _ => false,
+                };
+                let established = matches!(live.standing, Standing::Established(_));
                 let a = live.session;
                 Some(Box::new(Ended {
                     epoch: a.group.epoch().as_u64(),
                     id: a.meta.id,
                     suite: a.meta.suite,
                     peer: a.peer,
-                    owned: owned && stored,
-                    terminated: false,
+                    established,
+                    owned: owned && claim,
+                    version: a.meta.version,
                 }))
             }
             Phase::Closed(ended) => ended,
@@ -478,7 +495,7 @@ impl Engine {
     /// Handles one received handshake message. On error the engine is
     /// closed; the stored session is kept or deleted as SPEC 8 says.
     pub fn handle(&mut self, msg: HandshakeMessage, now: SystemTime) -> Result<Vec<Event>, Error> {
-        if self.ended().is_some_and(|e| e.terminated) {
+        if self.terminated {
             // The session was ended for good; the peer may not know yet.
             debug!(message = ?msg.typ, "handshake message after terminate ignored");
             return Ok(Vec::new());
@@ -517,10 +534,9 @@ impl Engine {
             .into()),
         };
         if result.is_err() {
-            // A session this step deleted or lost is no longer ours; a kept
-            // one is (SPEC 8), and `terminate` may still delete it.
-            let owned = self.live().is_some() && !self.is_superseded();
-            self.close(owned);
+            // A kept session is still ours (SPEC 8): `terminate` may delete
+            // it. A transition that lost it closed the engine already.
+            self.close(true);
         }
         result
     }
@@ -536,20 +552,30 @@ impl Engine {
     }
 
     /// Ends the session for good (SPEC 9): deletes the stored session if
-    /// this connection still owns it, and closes the engine. A superseded
-    /// connection never deletes the session its successor runs.
+    /// this connection still owns it, and closes the engine; handshake
+    /// messages still in flight are then ignored. Only the version this
+    /// connection knows is deleted: a connection that another connection
+    /// (of any configuration or process) has superseded never deletes its
+    /// successor's session. A store error is returned and a retry deletes.
     pub fn terminate(&mut self) -> Result<(), Error> {
-        let owned = match &self.phase {
-            Phase::Live(live) => !matches!(live.standing, Standing::Provisional),
-            Phase::Closed(Some(ended)) => ended.owned,
-            _ => false,
-        } && !self.is_superseded();
-        self.close(false);
-        if let Phase::Closed(Some(ended)) = &mut self.phase {
-            ended.terminated = true;
-            if owned {
-                self.config.store.delete(&ended.id)?;
+        self.close(true);
+        self.terminated = true;
+        let Phase::Closed(Some(ended)) = &mut self.phase else {
+            return Ok(());
+        };
+        if ended.owned {
+            let deleted = self
+                .config
+                .store
+                .delete_at_version(&ended.id, ended.version)?;
+            ended.owned = false;
+            if deleted {
                 info!(session = %ended.id, "session terminated and deleted");
+            } else {
+                info!(
+                    session = %ended.id,
+                    "session terminated; not deleted: gone, or moved on by another connection"
+                );
             }
         }
         Ok(())

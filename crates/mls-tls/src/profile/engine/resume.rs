@@ -49,6 +49,7 @@ impl Engine {
                 standing: Standing::Resuming(Some(lease)),
                 send_blocked: false,
             })),
+            terminated: false,
         };
         let (message, epoch, early_data, secrets, suite) =
             engine.transition(now, |a, provider| {

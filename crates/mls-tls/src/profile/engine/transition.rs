@@ -81,8 +81,10 @@ impl Engine {
             Ok(r) => Ok(r),
             Err(Closing::Keep(e)) => Err(e),
             Err(Closing::Close(e)) => {
-                // Superseded, deleted, or not reloaded: never touched again.
-                self.close(false);
+                // Superseded, deleted, or not reloaded: never touched again
+                // by a transition. Only a superseded session is no longer
+                // ours to `terminate` (a failed delete or reload still is).
+                self.close(!matches!(e, Error::Superseded));
                 Err(e)
             }
         }
