@@ -18,6 +18,7 @@ mod plain;
 mod relay;
 mod server;
 mod sessions;
+mod store_cli;
 mod stream;
 
 /// MLS-TLS secure channels from the command line.
@@ -55,6 +56,9 @@ enum Command {
     /// List, delete or sweep the sessions of a session store.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// Create or rotate a store key file (encryption of sessions at rest).
+    #[command(subcommand)]
+    StoreKey(store_cli::StoreKeyCommand),
     /// Measure this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Client(args) => client::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Sessions(cmd) => sessions::run(cmd),
+        Command::StoreKey(cmd) => store_cli::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
