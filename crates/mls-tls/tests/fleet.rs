@@ -119,6 +119,22 @@ fn racing_resumptions_have_exactly_one_winner() {
         .unwrap();
 }
 
+/// One more round trip on the winning connection: its server has then
+/// processed the client's EpochKeyUpdate and stored it. Resuming at once
+/// on the other server races that last save: the loser of that race (the
+/// new resumption, if the old server stores first) is refused with a
+/// plaintext close_notify (`Superseded`), which the client sees as an
+/// unauthenticated close, and must retry.
+async fn settle(
+    tls: &mut mls_tls::tokio::TlsStream<tokio::net::TcpStream>,
+    race: &Race,
+) -> Result<(), TestCaseError> {
+    fleet::ask(tls, b"sync")
+        .await
+        .map(drop)
+        .map_err(|e| TestCaseError::fail(format!("{race:?}: the winner's connection: {e}")))
+}
+
 async fn one_race(f: &mut Fleet, race: &Race) -> Result<(), TestCaseError> {
     let addr = |s: char| if s == 'A' { f.a.addr } else { f.b.addr };
     let client = Client::new();
@@ -138,13 +154,13 @@ async fn one_race(f: &mut Fleet, race: &Race) -> Result<(), TestCaseError> {
         two.resume(&id, second, b"two!").await
     });
     let (winner, loser, won_at) = match (r1, r2) {
-        (Ok((tls, who, _)), Err(e)) => {
-            drop(tls);
+        (Ok((mut tls, who, _)), Err(e)) => {
+            settle(&mut tls, race).await?;
             prop_assert!(e.kind() != std::io::ErrorKind::TimedOut, "{race:?}: {e}");
             (one, two, who)
         }
-        (Err(e), Ok((tls, who, _))) => {
-            drop(tls);
+        (Err(e), Ok((mut tls, who, _))) => {
+            settle(&mut tls, race).await?;
             prop_assert!(e.kind() != std::io::ErrorKind::TimedOut, "{race:?}: {e}");
             (two, one, who)
         }

@@ -138,7 +138,7 @@ fn key_rings_parse_strictly_without_echoing_keys() {
     for (text, why) in [
         ("", "no key"),
         ("# only a comment", "no key"),
-        (&format!("{K1}") as &str, "ID:HEX"),
+        (K1, "ID:HEX"),
         (&format!("0:{K1}"), "number from 1"),
         (&format!("x:{K1}"), "number from 1"),
         (&format!("1:{}", &K1[2..]), "64 hex digits"),

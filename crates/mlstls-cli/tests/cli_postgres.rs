@@ -92,23 +92,26 @@ fn free_port() -> u16 {
 }
 
 fn server(dir: &Dir, port: u16, store: &[&str]) -> Proc {
-    let child = Command::new(BIN)
-        .args(["server", "--echo", "--listen", &format!("127.0.0.1:{port}")])
-        .args([
-            "--identity",
-            &dir.p("server.id"),
-            "--trust",
-            &dir.p("client.pub"),
-        ])
-        .args(store)
-        .env_remove("MLSTLS_STORE_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed and reaped when dropped, also when it never listens.
+    let child = Proc(
+        Command::new(BIN)
+            .args(["server", "--echo", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--identity",
+                &dir.p("server.id"),
+                "--trust",
+                &dir.p("client.pub"),
+            ])
+            .args(store)
+            .env_remove("MLSTLS_STORE_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     for _ in 0..400 {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Proc(child);
+            return child;
         }
         thread::sleep(Duration::from_millis(50));
     }

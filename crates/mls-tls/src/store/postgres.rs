@@ -174,10 +174,13 @@ impl PostgresBackend {
         let timeout = self.timeout;
         self.handle.spawn(async move {
             let work = async move {
-                let client = pool
-                    .get()
-                    .await
-                    .map_err(|e| Error::Store(format!("PostgreSQL {what}: no connection: {e}")))?;
+                let client = pool.get().await.map_err(|e| match e {
+                    deadpool_postgres::PoolError::Backend(e) => Error::Store(format!(
+                        "PostgreSQL {what}: cannot connect: {}",
+                        describe(&e)
+                    )),
+                    e => Error::Store(format!("PostgreSQL {what}: no connection: {e}")),
+                })?;
                 f(client).await
             };
             let result = match tokio::time::timeout(timeout, work).await {
