@@ -9,6 +9,7 @@ use clap::{ArgAction, Parser, Subcommand};
 
 mod bench;
 mod bench_conn;
+mod bench_store;
 mod client;
 mod common;
 mod demo;
