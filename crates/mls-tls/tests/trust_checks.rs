@@ -339,7 +339,10 @@ fn resume_with_an_unpinned_key_is_refused_before_anything_is_sent() {
     ));
     let err = ClientConnection::resume(cc, &id).unwrap_err();
     assert_eq!(err.alert(), Some(AlertDescription::BadCertificate), "{err}");
-    assert!(err.to_string().contains("is not in the pinned keys"), "{err}");
+    assert!(
+        err.to_string().contains("is not in the pinned keys"),
+        "{err}"
+    );
     assert!(store.list().unwrap().is_empty(), "session deleted");
 
     // With the key still pinned the early data does arrive (the test's

@@ -29,6 +29,27 @@ pub(crate) enum BenchCommand {
     /// asks for an update every 10 ms). Fails if any connection failed or
     /// got stuck; prints update rounds per second, memory and CPU.
     Load(LoadArgs),
+    /// The session store: resumption first byte with the server's sessions
+    /// in SQLite or PostgreSQL, PostgreSQL saves per second with many
+    /// connections saving at once, the cost of encryption at rest per save.
+    Store(StoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// The PostgreSQL database to measure (`postgres://user@host:port/db`);
+    /// the bench creates its table there and leaves no sessions behind.
+    #[arg(long)]
+    postgres: String,
+    /// Rounds of the first-byte measurements; the median is reported.
+    #[arg(long, default_value_t = 30)]
+    rounds: usize,
+    /// Connections saving at once.
+    #[arg(long, default_value_t = 100)]
+    conns: usize,
+    /// Seconds of saving.
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +125,9 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<(), String> {
             crate::bench_conn::run(args.mib, args.rounds, args.suites, args.durable)
         }
         BenchCommand::Load(args) => load(args),
+        BenchCommand::Store(args) => {
+            crate::bench_store::run(&args.postgres, args.rounds, args.conns, args.secs)
+        }
         BenchCommand::Compare(mut options) => {
             // Memory is measured in a fresh `mlstls bench compare` per stack.
             options.child = std::env::current_exe()

@@ -57,10 +57,16 @@ pub(crate) struct ChannelArgs {
     /// anonymously, a certificate must verify; `off`: not checked.
     #[arg(long, value_enum, default_value_t = ClientAuthArg::Required)]
     pub(crate) client_auth: ClientAuthArg,
-    /// Session store (SQLite file); default: the identity file's path with
-    /// `.sessions` appended.
-    #[arg(long)]
-    pub(crate) store: Option<PathBuf>,
+    /// Session store: an SQLite file, or a PostgreSQL database shared by a
+    /// fleet (`postgres://user@host:port/db`, needs --store-key). Default:
+    /// the identity file's path with `.sessions` appended.
+    #[arg(long, value_name = "PATH|URL")]
+    pub(crate) store: Option<String>,
+    /// Store key file (`mlstls store-key new FILE`, mode 0600): sessions
+    /// are encrypted at rest with it. Required for PostgreSQL; optional
+    /// for SQLite. Default: $MLSTLS_STORE_KEY, if set.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) store_key: Option<PathBuf>,
     /// Expected ciphersuite; the identity file decides, this only checks it.
     #[arg(long)]
     pub(crate) suite: Option<CipherSuite>,
@@ -223,12 +229,11 @@ impl ChannelArgs {
                 .map_err(|e| format!("--server-name {name}: {e}"))?;
         }
         let verifier = self.verifier(&role)?;
-        let store_path = self
-            .store
-            .clone()
-            .unwrap_or_else(|| default_store(&self.identity));
-        let store = SessionStore::open(&store_path)
-            .map_err(|e| format!("{}: {e}", store_path.display()))?;
+        let store_path = match &self.store {
+            Some(s) => s.clone(),
+            None => default_store(&self.identity).to_string_lossy().into_owned(),
+        };
+        let store = crate::store_cli::open(&store_path, self.store_key.as_deref())?;
         let mut policy = UpdatePolicy::default();
         if let Some(b) = self.update_after_bytes {
             policy.bytes = Some(b);

@@ -9,6 +9,7 @@ use clap::{ArgAction, Parser, Subcommand};
 
 mod bench;
 mod bench_conn;
+mod bench_store;
 mod client;
 mod common;
 mod demo;
@@ -18,6 +19,7 @@ mod plain;
 mod relay;
 mod server;
 mod sessions;
+mod store_cli;
 mod stream;
 mod vectors;
 
@@ -56,6 +58,9 @@ enum Command {
     /// List, delete or sweep the sessions of a session store.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// Create or rotate a store key file (encryption of sessions at rest).
+    #[command(subcommand)]
+    StoreKey(store_cli::StoreKeyCommand),
     /// Measure this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Command::Client(args) => client::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Sessions(cmd) => sessions::run(cmd),
+        Command::StoreKey(cmd) => store_cli::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Vectors(args) => vectors::run(args),
     };

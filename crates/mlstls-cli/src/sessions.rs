@@ -1,7 +1,6 @@
 //! `mlstls sessions list|delete|sweep --store F`: what a session store
 //! holds, and removing what is no longer wanted.
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
@@ -29,19 +28,18 @@ pub(crate) enum SessionsCommand {
     },
 }
 
-/// The store file.
+/// The store.
 #[derive(Debug, Args)]
 pub(crate) struct StoreArg {
-    /// Session store (SQLite file).
-    #[arg(long)]
-    store: PathBuf,
+    /// Session store: an SQLite file or `postgres://user@host:port/db`.
+    /// No key is needed: these commands read only what is stored in the
+    /// clear (ids, peer keys, times).
+    #[arg(long, value_name = "PATH|URL")]
+    store: String,
 }
 
 fn open(s: &StoreArg) -> Result<SessionStore, String> {
-    if !s.store.exists() {
-        return Err(format!("{}: no such session store", s.store.display()));
-    }
-    SessionStore::open(&s.store).map_err(|e| format!("{}: {e}", s.store.display()))
+    crate::store_cli::open_index(&s.store)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -83,7 +81,10 @@ pub(crate) fn run(cmd: SessionsCommand) -> Result<(), String> {
             if s.delete(&SessionId(bytes)).map_err(|e| e.to_string())? {
                 Ok(())
             } else {
-                Err(format!("no session {id} in {}", store.store.display()))
+                Err(format!(
+                    "no session {id} in {}",
+                    crate::store_cli::display(&store.store)
+                ))
             }
         }
         SessionsCommand::Sweep {

@@ -22,10 +22,16 @@ use crate::message::TwoPartyMessageType;
 mod codec;
 pub mod conformance;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod seal;
 pub(crate) mod snapshot;
 mod sqlite;
 
 pub use memory::MemoryBackend;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresBackend, PostgresOptions, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
+pub use seal::{KeyRing, Sealed, STORE_KEY_ENV};
 pub use sqlite::SqliteBackend;
 
 /// Identifies a stored session: the MLS group id.
@@ -470,6 +476,26 @@ impl SessionStore {
         precondition: Precondition,
     ) -> Result<bool, Error> {
         self.backend.save(&session.to_record(), precondition)
+    }
+
+    /// Opens (creating if needed) an SQLite store file at `path` whose
+    /// records are sealed with `keys` ([`Sealed`]).
+    pub fn open_sealed(path: impl AsRef<Path>, keys: KeyRing) -> Result<Self, Error> {
+        Ok(Self::with_backend(Sealed::new(
+            SqliteBackend::open(path)?,
+            keys,
+        )))
+    }
+
+    /// Connects to a PostgreSQL database shared by a fleet
+    /// ([`PostgresBackend`]), its records sealed with `keys`: a shared
+    /// database always holds sessions encrypted at rest.
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(url: &str, keys: KeyRing) -> Result<Self, Error> {
+        Ok(Self::with_backend(Sealed::new(
+            PostgresBackend::connect(url)?,
+            keys,
+        )))
     }
 }
 
