@@ -122,6 +122,7 @@ pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
                     };
                     let ctx = ctx.clone();
                     let alive = alive.clone();
+                    tracing::info!("{peer}: new local connection, connecting to {}", ctx.server);
                     tokio::spawn(async move {
                         let _alive = alive;
                         let _ = tcp.set_nodelay(true);

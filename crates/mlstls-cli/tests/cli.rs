@@ -1212,3 +1212,53 @@ fn sigterm_stops_the_server_after_telling_its_clients() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("the server is shutting down"), "{err}");
 }
+
+#[test]
+fn a_second_sigint_exits_at_once() {
+    use std::io::BufRead;
+    let dir = Dir::new("sigtwice");
+    keygen(&dir, "server");
+    keygen(&dir, "client");
+    // A server that never answers: the tunnel's handshake hangs, so the
+    // first signal has a stream to wait for.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let local = free_port();
+    let mut cli = Proc(
+        client(&dir, "client", port)
+            .args(["--listen", &format!("127.0.0.1:{local}"), "-v"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = cli.0.stderr.take().unwrap();
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = String::new();
+    let mut wait_for = |needle: &str| loop {
+        let line = rx
+            .recv_timeout(GUARD)
+            .unwrap_or_else(|_| panic!("no {needle:?} in:\n{log}"));
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains(needle) {
+            return log.clone();
+        }
+    };
+    wait_listening(local);
+    let _conn = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    wait_for("new local connection");
+    signal(cli.0.id(), "INT");
+    wait_for("SIGINT: ending the stream");
+    signal(cli.0.id(), "INT");
+    let status = wait_exit(&mut cli.0, "the client");
+    let log = wait_for("SIGINT again: exiting at once");
+    assert_eq!(status.code(), Some(130), "{log}");
+    drop(silent);
+}
