@@ -5,10 +5,12 @@
 //! connection). Reconnection backs off exponentially, with jitter, and
 //! gives up after `--retry-for` seconds without progress.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use clap::Args;
+use mls_tls::crypto::CipherSuite;
 use mls_tls::store::SessionId;
 use mls_tls::tokio::{Connector, Established, TlsStream};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -17,6 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::common::{accept_backoff, runtime, ChannelArgs, LivenessArgs};
 use crate::plain::PlainError;
 use crate::relay::{pump, LinkIo, PumpEnd, Timing};
+use crate::report;
+use crate::signals::Stop;
 use crate::stream::{Decoder, Stream};
 
 /// Options of `mlstls client`.
@@ -52,20 +56,37 @@ struct Ctx {
     timing: Timing,
     retry_for: Duration,
     plain: bool,
+    /// Our identity file and its suite, for error messages.
+    identity: PathBuf,
+    suite: CipherSuite,
+    /// SIGINT / SIGTERM.
+    stop: Stop,
 }
 
 pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
+    if args.channel.server_name.is_some() && args.channel.ca.is_none() {
+        tracing::warn!(
+            "--server-name only applies to X.509 server certificates (--ca); with pinned keys (--trust) the key alone identifies the server"
+        );
+    }
     let config = args.channel.client_config(&args.connect)?;
     crate::common::sweep(config.store(), args.channel.session_lifetime());
-    let ctx = Ctx {
-        connector: Connector::new(config),
-        server: args.connect.clone(),
-        timing: args.liveness.timing(),
-        retry_for: Duration::from_secs(args.retry_for),
-        plain: args.plain,
-    };
+    let suite = crate::keys::load_identity(&args.channel.identity)?.suite();
     let rt = runtime()?;
     let result = rt.block_on(async move {
+        let ctx = Ctx {
+            connector: Connector::new(config),
+            server: args.connect.clone(),
+            timing: args.liveness.timing(),
+            retry_for: Duration::from_secs(args.retry_for),
+            plain: args.plain,
+            identity: args.channel.identity.clone(),
+            suite,
+            stop: crate::signals::install(
+                "ending the stream (close_notify)",
+                "the client was interrupted",
+            )?,
+        };
         match &args.listen {
             None => {
                 let mut stdin = tokio::io::stdin();
@@ -76,10 +97,18 @@ pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
                 let listener = TcpListener::bind(local)
                     .await
                     .map_err(|e| format!("cannot listen on {local}: {e}"))?;
-                eprintln!("mlstls tunnel {local} -> {}", args.connect);
+                report::say(&format!("mlstls tunnel {local} -> {}", args.connect));
                 let mut errors = accept_backoff();
+                // Each connection's task holds a sender: all are done when
+                // the channel closes.
+                let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
+                let mut stop = ctx.stop.clone();
                 loop {
-                    let (tcp, peer) = match listener.accept().await {
+                    let accepted = tokio::select! {
+                        a = listener.accept() => a,
+                        () = stop.stopped() => break,
+                    };
+                    let (tcp, peer) = match accepted {
                         Ok(x) => {
                             errors = accept_backoff();
                             x
@@ -92,7 +121,10 @@ pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
                         }
                     };
                     let ctx = ctx.clone();
+                    let alive = alive.clone();
+                    tracing::info!("{peer}: new local connection, connecting to {}", ctx.server);
                     tokio::spawn(async move {
+                        let _alive = alive;
                         let _ = tcp.set_nodelay(true);
                         let (mut r, mut w, keep) = match crate::common::split_tcp(tcp) {
                             Ok(x) => x,
@@ -106,12 +138,25 @@ pub(crate) fn run(args: ClientArgs) -> Result<(), String> {
                         }
                     });
                 }
+                // Interrupted: every stream sends its RESET and
+                // close_notify; a second signal exits at once.
+                drop(alive);
+                let _ = all_done.recv().await;
+                Ok(())
             }
         }
     });
     // tokio reads stdin on a blocking thread; a read still waiting there
     // must not hold the exit until stdin closes.
     rt.shutdown_background();
+    if let Some(status) = crate::signals::exit_status() {
+        // Ended by a signal: not a complete stream, whatever it carried.
+        if let Err(e) = &result {
+            tracing::info!("{e}");
+        }
+        eprintln!("mlstls: interrupted: the stream was ended (close_notify sent)");
+        std::process::exit(status);
+    }
     result
 }
 
@@ -123,14 +168,22 @@ async fn carry(
     local_wr: &mut (impl AsyncWrite + Unpin),
 ) -> Result<(), String> {
     let server = &ctx.server;
+    let mut stop = ctx.stop.clone();
     let tcp = connect(server).await?;
+    let addr = report::addr(tcp.peer_addr());
     let mut tls = ctx
         .connector
         .connect(tcp)
         .await
-        .map_err(|e| describe(server, e).1)?;
+        .map_err(|e| describe(ctx, &e).1)?;
+    report::say(&report::connection(
+        &format!("connected to {server} ({addr})"),
+        "server",
+        tls.get_ref().1,
+        false,
+    ));
     if ctx.plain {
-        return match crate::plain::relay(tls, local_rd, local_wr, false).await {
+        return match crate::plain::relay(tls, local_rd, local_wr, false, &mut stop).await {
             Ok(()) => Ok(()),
             Err(PlainError::StreamPeer) => Err(format!(
                 "{server} speaks the mlstls resumable stream, not plain MLS-TLS: start the client without --plain"
@@ -139,6 +192,7 @@ async fn carry(
                 "connection to {server} lost ({e}); --plain does not resume, bytes in flight may be lost"
             )),
             Err(PlainError::Local(e)) => Err(e),
+            Err(PlainError::Interrupted) => Err("interrupted".into()),
         };
     }
     let mut session = session_of(&tls)?;
@@ -158,9 +212,19 @@ async fn carry(
             frames: Vec::new(),
         };
         let none: Option<&mut tokio::sync::mpsc::Receiver<()>> = None;
-        let mut why = match pump(&mut stream, local_rd, local_wr, link, none, ctx.timing).await {
+        let end = pump(
+            &mut stream,
+            local_rd,
+            local_wr,
+            link,
+            none,
+            ctx.timing,
+            &mut stop,
+        )
+        .await;
+        let mut why = match end {
             PumpEnd::Done => return Ok(()),
-            PumpEnd::Failed(why) => return Err(why),
+            PumpEnd::Failed(why) | PumpEnd::Interrupted(why) => return Err(why),
             PumpEnd::Replaced(()) => unreachable!("the client has no takeover"),
             PumpEnd::Lost(why) => why,
         };
@@ -181,8 +245,11 @@ async fn carry(
                 ));
             }
             let delay = delays.next().unwrap_or(Duration::from_secs(5));
-            tokio::time::sleep(delay).await;
-            match reconnect(&ctx.connector, server, &mut session).await {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stop.stopped() => return Err(format!("interrupted while reconnecting ({why})")),
+            }
+            match reconnect(ctx, &mut session).await {
                 Ok(tls) => break tls,
                 Err((true, e)) => return Err(e),
                 Err((false, e)) => {
@@ -200,23 +267,32 @@ async fn carry(
 /// server no longer verifies). Errors say whether they are final (`true`:
 /// the peer is not trusted any more) or worth a retry.
 async fn reconnect(
-    connector: &Connector,
-    server: &str,
+    ctx: &Ctx,
     session: &mut SessionId,
 ) -> Result<TlsStream<TcpStream>, (bool, String)> {
-    let (tls, how) = connector
+    let server = ctx.server.as_str();
+    let (tls, how) = ctx
+        .connector
         .resume_or_connect(Some(session), || async {
             let tcp = TcpStream::connect(server).await?;
             let _ = tcp.set_nodelay(true);
             Ok(tcp)
         })
         .await
-        .map_err(|e| describe(server, e))?;
+        .map_err(|e| describe(ctx, &e))?;
+    let resumed = matches!(how, Established::Resumed);
     if let Established::New { fallback } = how {
         let why = fallback.map_or_else(String::new, |e| e.to_string());
         tracing::info!("session {session} not resumed ({why}); started a new session");
         *session = session_of(&tls).map_err(|e| (true, e))?;
     }
+    let addr = report::addr(tls.get_ref().0.peer_addr());
+    report::say(&report::connection(
+        &format!("reconnected to {server} ({addr})"),
+        "server",
+        tls.get_ref().1,
+        resumed,
+    ));
     Ok(tls)
 }
 
@@ -238,26 +314,8 @@ fn session_of(tls: &TlsStream<TcpStream>) -> Result<SessionId, String> {
 
 /// An error a person can act on, and whether it is final (retrying cannot
 /// help: the peer or its certificate is not accepted, by us or by it).
-fn describe(server: &str, e: std::io::Error) -> (bool, String) {
-    use mls_tls::alert::AlertDescription as A;
-    use mls_tls::Error;
-    match Error::from_io(&e) {
-        Some(
-            inner @ (Error::BadCertificate(_)
-            | Error::CertificateExpired(_)
-            | Error::AlertReceived(A::BadCertificate | A::CertificateExpired)),
-        ) => (
-            true,
-            format!(
-                "{server}: peer not in the trust file or CA file, or it does not trust us ({inner})"
-            ),
-        ),
-        Some(inner) => (
-            false,
-            format!("{server}: MLS-TLS handshake failed ({inner}); is it an mlstls server?"),
-        ),
-        None => (false, format!("{server}: {e}")),
-    }
+fn describe(ctx: &Ctx, e: &std::io::Error) -> (bool, String) {
+    report::handshake_failure(&ctx.server, &ctx.identity, ctx.suite, e)
 }
 
 /// A stream id; never a constant when the system has no randomness.

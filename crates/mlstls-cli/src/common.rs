@@ -52,11 +52,6 @@ pub(crate) struct ChannelArgs {
     /// at startup, so a wrong certificate fails here rather than at clients.
     #[arg(long)]
     pub(crate) server_name: Option<String>,
-    /// Server with --ca: whether clients need a certificate. `required`: an
-    /// X.509 identity that verifies; `optional`: a bare key is let in
-    /// anonymously, a certificate must verify; `off`: not checked.
-    #[arg(long, value_enum, default_value_t = ClientAuthArg::Required)]
-    pub(crate) client_auth: ClientAuthArg,
     /// Session store: an SQLite file, or a PostgreSQL database shared by a
     /// fleet (`postgres://user@host:port/db`, needs --store-key). Default:
     /// the identity file's path with `.sessions` appended.
@@ -70,12 +65,13 @@ pub(crate) struct ChannelArgs {
     /// Expected ciphersuite; the identity file decides, this only checks it.
     #[arg(long)]
     pub(crate) suite: Option<CipherSuite>,
-    /// Start a key update after this many bytes sent plus received.
-    #[arg(long)]
-    pub(crate) update_after_bytes: Option<u64>,
+    /// Start a key update after this many bytes sent plus received: bytes
+    /// or with a unit (64KiB, "1 GiB", 500MB).
+    #[arg(long, value_name = "SIZE", default_value_t = Size(UpdatePolicy::default().bytes.unwrap_or(u64::MAX)))]
+    pub(crate) update_after_bytes: Size,
     /// Start a key update this many seconds after the last one.
-    #[arg(long)]
-    pub(crate) update_after_secs: Option<u64>,
+    #[arg(long, value_name = "SECS", default_value_t = UpdatePolicy::default().interval.map_or(u64::MAX, |d| d.as_secs()))]
+    pub(crate) update_after_secs: u64,
     /// Stored sessions unused for this many seconds are deleted (the
     /// server sweeps hourly, the client at start). Default: 3 days.
     #[arg(long, value_name = "SECS", default_value_t = 3 * 24 * 3600)]
@@ -146,6 +142,37 @@ pub(crate) fn sweep(store: &SessionStore, lifetime: Duration) {
     }
 }
 
+/// A byte count given as `1048576`, `64KiB`, `"1 GiB"` or `500MB`
+/// (KiB/MiB/GiB are powers of 1024, KB/MB/GB of 1000); shown exactly, in
+/// the largest binary unit that divides it (`1GiB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Size(pub(crate) u64);
+
+impl std::str::FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.trim()
+            .parse::<bytesize::ByteSize>()
+            .map(|b| Self(b.as_u64()))
+            .map_err(|_| {
+                format!("{s:?} is not a size (bytes, or with a unit: 64KiB, \"1 GiB\", 500MB)")
+            })
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let units = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+        match units
+            .iter()
+            .find(|(_, u)| self.0 != 0 && self.0.is_multiple_of(*u))
+        {
+            Some((name, u)) => write!(f, "{}{name}", self.0 / u),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
 /// `--client-auth` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ClientAuthArg {
@@ -163,7 +190,9 @@ enum Role<'a> {
     Client {
         server_name: &'a str,
     },
-    Server,
+    Server {
+        client_auth: ClientAuthArg,
+    },
 }
 
 /// Parses a server name as certificates are checked against it.
@@ -192,8 +221,8 @@ impl ChannelArgs {
                         Arc::new(WebPkiServerVerifier::new(roots, server_name(name)?))
                             as Arc<dyn PeerVerifier>
                     }
-                    Role::Server => {
-                        let mode = match self.client_auth {
+                    Role::Server { client_auth } => {
+                        let mode = match client_auth {
                             ClientAuthArg::Required => ClientAuth::Required,
                             ClientAuthArg::Optional => ClientAuth::Optional,
                             ClientAuthArg::Off => ClientAuth::Off,
@@ -223,7 +252,7 @@ impl ChannelArgs {
                 ));
             }
         }
-        if let (Role::Server, Some(name)) = (&role, &self.server_name) {
+        if let (Role::Server { .. }, Some(name)) = (&role, &self.server_name) {
             identity
                 .check_server_name(&server_name(name)?)
                 .map_err(|e| format!("--server-name {name}: {e}"))?;
@@ -234,13 +263,11 @@ impl ChannelArgs {
             None => default_store(&self.identity).to_string_lossy().into_owned(),
         };
         let store = crate::store_cli::open(&store_path, self.store_key.as_deref())?;
-        let mut policy = UpdatePolicy::default();
-        if let Some(b) = self.update_after_bytes {
-            policy.bytes = Some(b);
-        }
-        if let Some(s) = self.update_after_secs {
-            policy.interval = Some(Duration::from_secs(s));
-        }
+        let policy = UpdatePolicy {
+            bytes: Some(self.update_after_bytes.0),
+            interval: Some(Duration::from_secs(self.update_after_secs)),
+            ..UpdatePolicy::default()
+        };
         let mut config = ClientConfig::new(identity, verifier, Arc::new(store))
             .update_policy(policy)
             .common;
@@ -263,9 +290,12 @@ impl ChannelArgs {
         }))
     }
 
-    pub(crate) fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
+    pub(crate) fn server_config(
+        &self,
+        client_auth: ClientAuthArg,
+    ) -> Result<Arc<ServerConfig>, String> {
         Ok(Arc::new(ServerConfig {
-            common: self.common(Role::Server)?,
+            common: self.common(Role::Server { client_auth })?,
         }))
     }
 }

@@ -46,17 +46,6 @@ pub(crate) struct DemoArgs {
     pub(crate) no_progress: bool,
 }
 
-impl Default for DemoArgs {
-    /// The clap defaults, for `mlstls` without a subcommand.
-    fn default() -> Self {
-        Self {
-            mib: 256,
-            suite: CipherSuite::DEFAULT.name().to_owned(),
-            no_progress: false,
-        }
-    }
-}
-
 /// Largest write during the transfer, and the server's read size.
 const CHUNK: usize = 64 * 1024;
 /// The server's answer to a request: digest, length, epoch.

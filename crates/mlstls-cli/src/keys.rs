@@ -27,8 +27,8 @@ pub(crate) struct KeygenArgs {
     #[arg(long, default_value_t = CipherSuite::DEFAULT)]
     suite: CipherSuite,
     /// Make an X.509 identity: the CA of --ca-cert/--ca-key (see `mlstls
-    /// ca`) certifies the new key for --name (a DNS name), for client and
-    /// server use. Needs an Ed25519 or ECDSA suite.
+    /// ca`) certifies the new key for --name (a DNS name or an IP
+    /// address), for client and server use. Needs an Ed25519 or ECDSA suite.
     #[arg(long, requires_all = ["ca_cert", "ca_key"])]
     x509: bool,
     /// The issuing CA's certificate (PEM), with --x509.
@@ -47,6 +47,11 @@ pub(crate) struct KeygenArgs {
 pub(crate) struct PubkeyArgs {
     /// The identity file.
     file: PathBuf,
+    /// Print the key as a PEM SubjectPublicKeyInfo instead, for a CA to
+    /// certify (e.g. `openssl x509 -new -force_pubkey`); then `mlstls
+    /// attach-chain`. Ed25519 and ECDSA suites.
+    #[arg(long)]
+    pem: bool,
 }
 
 /// The line a peer puts in its trust file.
@@ -55,6 +60,10 @@ pub(crate) fn public_line(id: &Identity) -> String {
 }
 
 pub(crate) fn keygen(args: KeygenArgs) -> Result<(), String> {
+    if args.x509 {
+        // Checked before anything is made.
+        pki::check_name(&args.name)?;
+    }
     let mut id = Identity::generate(&args.name, args.suite).map_err(|e| e.to_string())?;
     if let (true, Some(cert), Some(key)) = (args.x509, &args.ca_cert, &args.ca_key) {
         id = pki::certify(id, &args.name, cert, key, args.days)?;
@@ -67,7 +76,35 @@ pub(crate) fn keygen(args: KeygenArgs) -> Result<(), String> {
 }
 
 pub(crate) fn pubkey(args: PubkeyArgs) -> Result<(), String> {
-    crate::common::print_line(&public_line(&load_identity(&args.file)?))
+    let id = load_identity(&args.file)?;
+    if args.pem {
+        let pem = pki::public_key_pem(&id)?;
+        return crate::common::print_line(pem.trim_end());
+    }
+    crate::common::print_line(&public_line(&id))
+}
+
+/// `mlstls suites`: every suite, its code point, whether its key exchange
+/// is post-quantum, the default marked.
+pub(crate) fn suites() -> Result<(), String> {
+    for suite in CipherSuite::ALL {
+        let pq = if suite.is_post_quantum() {
+            "post-quantum"
+        } else {
+            "classic"
+        };
+        let default = if suite == CipherSuite::DEFAULT {
+            "  (default)"
+        } else {
+            ""
+        };
+        crate::common::print_line(&format!(
+            "0x{:04X}  {:<48} {pq}{default}",
+            suite.code_point(),
+            suite.name()
+        ))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn load_identity(path: &Path) -> Result<Identity, String> {

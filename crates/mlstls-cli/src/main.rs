@@ -17,21 +17,27 @@ mod keys;
 mod pki;
 mod plain;
 mod relay;
+mod report;
 mod server;
 mod sessions;
+mod signals;
 mod store_cli;
 mod stream;
 mod vectors;
 
 /// MLS-TLS secure channels from the command line.
 #[derive(Debug, Parser)]
-#[command(name = "mlstls", version, about)]
+#[command(name = "mlstls", version, about, arg_required_else_help = true)]
 struct Cli {
     /// More logging on stderr (-v: info, -vv: debug).
     #[arg(short, long, action = ArgAction::Count, global = true)]
     verbose: u8,
+    /// No connection summaries or banners on stderr, only warnings and
+    /// errors (for scripts).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,15 +51,19 @@ enum Command {
     /// Make an X.509 identity from an identity and a certificate chain for
     /// its key issued by another CA (leaf first, PEM).
     AttachChain(pki::AttachArgs),
-    /// Print an identity's public line, for a peer's trust file.
+    /// Print an identity's public line, for a peer's trust file (or, with
+    /// --pem, its key for a CA).
     Pubkey(keys::PubkeyArgs),
+    /// List the ciphersuites (both ends of a connection use the same one:
+    /// the one their identity files were made for).
+    Suites,
     /// Accept MLS-TLS connections and echo them or forward them to a TCP
     /// service.
     Server(server::ServerArgs),
     /// Connect to an MLS-TLS server: stdin/stdout, or a local TCP tunnel.
     Client(client::ClientArgs),
     /// Everything in one process on loopback: handshake, transfer, key
-    /// updates, a cut connection, resumption with early data (the default).
+    /// updates, a cut connection, resumption with early data.
     Demo(demo::DemoArgs),
     /// List, delete or sweep the sessions of a session store.
     #[command(subcommand)]
@@ -72,14 +82,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     common::init_logging(cli.verbose);
-    let result = match cli
-        .command
-        .unwrap_or(Command::Demo(demo::DemoArgs::default()))
-    {
+    report::init(cli.verbose, cli.quiet);
+    let result = match cli.command {
         Command::Keygen(args) => keys::keygen(args),
         Command::Ca(args) => pki::ca(args),
         Command::AttachChain(args) => pki::attach_chain(args),
         Command::Pubkey(args) => keys::pubkey(args),
+        Command::Suites => keys::suites(),
         Command::Server(args) => server::run(args),
         Command::Client(args) => client::run(args),
         Command::Demo(args) => demo::run(args),

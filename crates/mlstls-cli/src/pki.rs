@@ -104,7 +104,25 @@ fn validity(params: &mut CertificateParams, days: i64) -> Result<(), String> {
     Ok(())
 }
 
+/// Fails if `path` exists: checked for every output before anything is
+/// written, so a refused command leaves no half of its output behind.
+fn check_absent(path: &Path) -> Result<(), String> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Err(format!(
+            "{}: already exists (not overwriting it; nothing written)",
+            path.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
 pub(crate) fn ca(args: CaArgs) -> Result<(), String> {
+    check_absent(&args.cert)?;
+    check_absent(&args.key)?;
+    if args.cert == args.key {
+        return Err("--cert and --key name the same file".into());
+    }
     let mut params = CertificateParams::default();
     params
         .distinguished_name
@@ -118,7 +136,11 @@ pub(crate) fn ca(args: CaArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot make the CA certificate: {e}"))?;
     let key_pem = Zeroizing::new(key.serialize_pem());
     write_new(&args.key, key_pem.as_bytes(), true)?;
-    write_new(&args.cert, cert.pem().as_bytes(), false)?;
+    if let Err(e) = write_new(&args.cert, cert.pem().as_bytes(), false) {
+        // Created since the check: no orphan key is left behind.
+        let _ = fs::remove_file(&args.key);
+        return Err(e);
+    }
     crate::common::print_line(&format!(
         "CA {:?}: certificate {}, key {}",
         args.name,
@@ -139,6 +161,39 @@ impl PublicKeyData for MlsKey<'_> {
     }
 }
 
+/// Checks that `name` can name a certificate's subject: a DNS name or an
+/// IP address, as clients check them (`--server-name`, `--connect`).
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    use mls_tls::credentials::x509::ServerName;
+    ServerName::try_from(name).map(|_| ()).map_err(|_| {
+        format!(
+            "--name {name:?} is not a DNS name or IP address (a certificate's name must be one)"
+        )
+    })
+}
+
+/// The certificate algorithm of an identity's MLS key: Ed25519 raw,
+/// ECDSA uncompressed points (told apart by length).
+fn key_algorithm(id: &Identity) -> Result<&'static SignatureAlgorithm, String> {
+    match id.public_key().len() {
+        32 => Ok(&rcgen::PKCS_ED25519),
+        65 => Ok(&rcgen::PKCS_ECDSA_P256_SHA256),
+        97 => Ok(&rcgen::PKCS_ECDSA_P384_SHA384),
+        _ => Err(format!(
+            "X.509 needs an Ed25519 or ECDSA ciphersuite; {} signs with ML-DSA, which \
+             the certificate verifier does not support",
+            id.suite()
+        )),
+    }
+}
+
+/// The identity's signature key as a PEM SubjectPublicKeyInfo (`PUBLIC
+/// KEY`), the form CA tools take a key in.
+pub(crate) fn public_key_pem(id: &Identity) -> Result<String, String> {
+    let spki = MlsKey(id.public_key(), key_algorithm(id)?).subject_public_key_info();
+    Ok(pem::encode(&pem::Pem::new("PUBLIC KEY", spki)))
+}
+
 /// Has the CA in `ca_cert`/`ca_key` certify `id`'s key for `name` (DNS
 /// subjectAltName and common name), for both client and server use.
 pub(crate) fn certify(
@@ -154,19 +209,8 @@ pub(crate) fn certify(
         KeyPair::from_pem(&key_pem).map_err(|e| format!("CA key {}: {e}", ca_key.display()))?;
     let issuer = Issuer::from_ca_cert_pem(&read(ca_cert)?, key)
         .map_err(|e| format!("CA certificate {}: {e}", ca_cert.display()))?;
-    // MLS keys: Ed25519 raw, ECDSA uncompressed points (by length).
-    let algorithm = match id.public_key().len() {
-        32 => &rcgen::PKCS_ED25519,
-        65 => &rcgen::PKCS_ECDSA_P256_SHA256,
-        97 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        _ => {
-            return Err(format!(
-                "--x509 needs an Ed25519 or ECDSA ciphersuite; {} signs with ML-DSA, which \
-                 the certificate verifier does not support",
-                id.suite()
-            ))
-        }
-    };
+    let algorithm = key_algorithm(&id).map_err(|e| format!("--x509: {e}"))?;
+    check_name(name)?;
     let mut params = CertificateParams::new(vec![name.to_string()])
         .map_err(|e| format!("--name {name:?} is not a DNS name for a certificate: {e}"))?;
     params.distinguished_name.push(DnType::CommonName, name);

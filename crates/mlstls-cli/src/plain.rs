@@ -17,6 +17,7 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::relay::send_reset;
+use crate::signals::Stop;
 use crate::stream::{hello_prefix, ResetCode};
 
 /// Why a plain relay ended early.
@@ -29,18 +30,22 @@ pub(crate) enum PlainError {
     Link(std::io::Error),
     /// The local side failed.
     Local(String),
+    /// SIGINT or SIGTERM: we sent close_notify and stopped.
+    Interrupted,
 }
 
 /// Relays between the local side and `upstream` until both directions
 /// ended: local end of input is sent as `close_notify`, the peer's
 /// `close_notify` shuts the local output down.
 /// A server (`refuse_stream`) answers a stream client with a RESET that
-/// says why.
+/// says why. On `stop`, close_notify ends our direction and the relay
+/// stops.
 pub(crate) async fn relay<U, L, W>(
     upstream: U,
     local_rd: &mut L,
     local_wr: &mut W,
     refuse_stream: bool,
+    stop: &mut Stop,
 ) -> Result<(), PlainError>
 where
     U: AsyncRead + AsyncWrite + Unpin,
@@ -109,7 +114,13 @@ where
         }
         up_wr.shutdown().await.map_err(PlainError::Link)
     };
-    let result = tokio::try_join!(down, up).map(|_| ());
+    let result = tokio::select! {
+        r = async { tokio::try_join!(down, up) } => r.map(|_| ()),
+        () = stop.stopped() => {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), up_wr.shutdown()).await;
+            return Err(PlainError::Interrupted);
+        }
+    };
     if refuse_stream && matches!(result, Err(PlainError::StreamPeer)) {
         let why = "this server runs with --plain";
         send_reset(&mut up_wr, ResetCode::PlainPeer, why).await;

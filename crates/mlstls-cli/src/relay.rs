@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::signals::Stop;
 use crate::stream::{Decoder, Frame, Link, ResetCode, Stream, StreamError};
 
 /// The liveness settings.
@@ -39,6 +40,9 @@ pub(crate) enum PumpEnd<N> {
     /// The stream cannot go on: a reset, a violation or a local failure.
     /// The peer was told (a RESET frame) where we could.
     Failed(String),
+    /// Ended on purpose by a signal, ours (the peer was sent a RESET
+    /// saying so, then close_notify) or the peer's (its RESET says so).
+    Interrupted(String),
 }
 
 /// A new link: the MLS-TLS connection, what was read from it but not yet
@@ -73,6 +77,7 @@ pub(crate) async fn pump<U, L, W, N>(
     link: LinkIo<U>,
     mut takeover: Option<&mut mpsc::Receiver<N>>,
     timing: Timing,
+    stop: &mut Stop,
 ) -> PumpEnd<N>
 where
     U: AsyncRead + AsyncWrite + Unpin,
@@ -94,9 +99,21 @@ where
             _ => (Some(ResetCode::Protocol), e.to_string()),
         }
     };
+    let interrupted = |e: &StreamError| {
+        matches!(
+            e,
+            StreamError::Reset {
+                code: ResetCode::Interrupted,
+                ..
+            }
+        )
+    };
     // Frames the caller decoded already.
     for f in frames {
         if let Err(e) = stream.on_frame(f) {
+            if interrupted(&e) {
+                return PumpEnd::Interrupted(e.to_string());
+            }
             let (code, why) = fail(e);
             return failed(&mut up_wr, &mut out, code, why).await;
         }
@@ -113,6 +130,9 @@ where
             match decoder.next_frame() {
                 Ok(Some(f)) => {
                     if let Err(e) = stream.on_frame(f) {
+                        if interrupted(&e) {
+                            return PumpEnd::Interrupted(e.to_string());
+                        }
                         let (code, why) = fail(e);
                         return failed(&mut up_wr, &mut out, code, why).await;
                     }
@@ -152,6 +172,12 @@ where
         let has_takeover = takeover.is_some();
         tokio::select! {
             biased;
+            () = stop.stopped() => {
+                // The peer learns that the end is on purpose, then gets
+                // close_notify (the shutdown in `send_reset`).
+                send_reset(&mut up_wr, ResetCode::Interrupted, stop.reason()).await;
+                return PumpEnd::Interrupted(stop.reason().to_string());
+            }
             next = async { takeover.as_mut().expect("checked").recv().await }, if has_takeover => {
                 match next {
                     Some(n) => return PumpEnd::Replaced(n),

@@ -13,9 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::common::{accept_backoff, runtime, ChannelArgs, LivenessArgs};
+use crate::common::{accept_backoff, runtime, ChannelArgs, ClientAuthArg, LivenessArgs};
 use crate::plain::PlainError;
 use crate::relay::{pump, send_reset, LinkIo, PumpEnd};
+use crate::report;
+use crate::signals::Stop;
 use crate::stream::{admit, Admission, Decoder, Frame, ResetCode, Stream, StreamError};
 
 /// How long a stream waits for its client to come back after a lost link.
@@ -39,6 +41,11 @@ pub(crate) struct ServerArgs {
     channel: ChannelArgs,
     #[command(flatten)]
     liveness: LivenessArgs,
+    /// With --ca: whether clients need a certificate. `required`: an
+    /// X.509 identity that verifies; `optional`: a bare key is let in
+    /// anonymously, a certificate must verify; `off`: not checked.
+    #[arg(long, value_enum, default_value_t = ClientAuthArg::Required)]
+    client_auth: ClientAuthArg,
     /// Echo every stream back.
     #[arg(long)]
     echo: bool,
@@ -72,17 +79,23 @@ struct Shared {
     max_streams: usize,
     liveness: LivenessArgs,
     handshake_timeout: Duration,
+    /// SIGINT / SIGTERM.
+    stop: Stop,
 }
 
 pub(crate) fn run(args: ServerArgs) -> Result<(), String> {
-    let config = args.channel.server_config()?;
+    let config = args.channel.server_config(args.client_auth)?;
     let handshake_timeout = config.common.handshake_timeout;
     let store = config.store().clone();
     runtime()?.block_on(async move {
         let listener = TcpListener::bind(&args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-        eprintln!("mlstls server listening on {}", args.listen);
+        report::say(&format!("mlstls server listening on {}", args.listen));
+        let stop = crate::signals::install(
+            "closing every stream (close_notify) and stopping",
+            "the server is shutting down",
+        )?;
         let lifetime = args.channel.session_lifetime();
         tokio::spawn(async move {
             // Sessions of clients that never come back do not pile up.
@@ -99,10 +112,19 @@ pub(crate) fn run(args: ServerArgs) -> Result<(), String> {
             max_streams: args.max_streams,
             liveness: args.liveness,
             handshake_timeout,
+            stop: stop.clone(),
         };
         let mut errors = accept_backoff();
+        // Each connection's task holds a sender: all are done when the
+        // channel closes.
+        let (alive, mut all_done) = mpsc::channel::<()>(1);
+        let mut stop = stop;
         loop {
-            let (tcp, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = stop.stopped() => break,
+            };
+            let (tcp, peer) = match accepted {
                 Ok(x) => {
                     errors = accept_backoff();
                     x
@@ -118,12 +140,21 @@ pub(crate) fn run(args: ServerArgs) -> Result<(), String> {
             };
             let _ = tcp.set_nodelay(true);
             let shared = shared.clone();
+            let alive = alive.clone();
             tokio::spawn(async move {
+                let _alive = alive;
                 if let Err(e) = serve(shared, tcp).await {
                     tracing::warn!("{peer}: {e}");
                 }
             });
         }
+        // Stopping: every stream tells its client and closes (a second
+        // signal exits at once).
+        drop(listener);
+        drop(alive);
+        let _ = all_done.recv().await;
+        report::say("mlstls server stopped");
+        Ok(())
     })
 }
 
@@ -137,24 +168,38 @@ async fn read_hello(tls: &mut Upstream, decoder: &mut Decoder) -> Result<Frame, 
         match tls.read(&mut buf).await {
             Ok(0) => return Err(StreamError::Violation("closed before its HELLO".into())),
             Ok(n) => decoder.push(&buf[..n]),
-            Err(e) => return Err(StreamError::Violation(e.to_string())),
+            Err(e) => return Err(StreamError::Link(report::link_failure(&e))),
         }
     }
 }
 
 async fn serve(shared: Shared, tcp: TcpStream) -> Result<(), String> {
-    let mut tls = shared
-        .acceptor
-        .accept(tcp)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut stop = shared.stop.clone();
+    let addr = report::addr(tcp.peer_addr());
+    let mut tls = tokio::select! {
+        r = shared.acceptor.accept(tcp) => r.map_err(|e| e.to_string())?,
+        () = stop.stopped() => return Ok(()),
+    };
+    // A resumption always makes a new epoch; a new session starts at 1.
+    let resumed = tls.get_ref().1.epoch().is_some_and(|e| e > 1);
+    report::say(&report::connection(
+        &addr,
+        "client",
+        tls.get_ref().1,
+        resumed,
+    ));
     if shared.plain {
         return serve_plain(&shared, tls).await;
     }
     let mut decoder = Decoder::default();
-    let hello = tokio::time::timeout(shared.handshake_timeout, read_hello(&mut tls, &mut decoder))
-        .await
-        .map_err(|_| "no stream HELLO within the handshake timeout".to_string())?;
+    let hello = tokio::select! {
+        r = tokio::time::timeout(shared.handshake_timeout, read_hello(&mut tls, &mut decoder)) => r,
+        () = stop.stopped() => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), tls.shutdown()).await;
+            return Ok(());
+        }
+    };
+    let hello = hello.map_err(|_| "no stream HELLO within the handshake timeout".to_string())?;
     let hello = match hello {
         Ok(h) => h,
         Err(StreamError::NotAStream) => {
@@ -179,10 +224,7 @@ async fn serve(shared: Shared, tcp: TcpStream) -> Result<(), String> {
             .unwrap_or_default(),
         id,
     );
-    tracing::info!(
-        "stream {id:016x}: connection (resuming: {resuming}, epoch {:?})",
-        tls.get_ref().1.epoch()
-    );
+    tracing::info!("{addr}: stream {id:016x} (resuming: {resuming})");
     let link = LinkIo {
         upstream: tls,
         decoder,
@@ -304,9 +346,15 @@ async fn serve_plain(shared: &Shared, tls: Upstream) -> Result<(), String> {
         // without close_notify, an error, not an empty stream.
         Err(why) => return Err(format!("forward target unreachable: {why}")),
     };
-    let result = crate::plain::relay(tls, &mut rd, &mut wr, true).await;
+    let mut stop = shared.stop.clone();
+    let result = crate::plain::relay(tls, &mut rd, &mut wr, true, &mut stop).await;
     let why = match result {
         Ok(()) => return Ok(()),
+        Err(PlainError::Interrupted) => {
+            // Our end, on purpose: the forward target gets a clean end.
+            let _ = tokio::time::timeout(Duration::from_secs(2), wr.shutdown()).await;
+            return Ok(());
+        }
         Err(PlainError::StreamPeer) => {
             "the client speaks the mlstls resumable stream, this server runs with --plain (start both with --plain or neither)".to_string()
         }
@@ -339,6 +387,7 @@ async fn stream_task(
     };
     let timing = shared.liveness.timing();
     let mut stream = Stream::new_server(id);
+    let mut stop = shared.stop.clone();
     loop {
         match pump(
             &mut stream,
@@ -347,6 +396,7 @@ async fn stream_task(
             link,
             Some(&mut *next),
             timing,
+            &mut stop,
         )
         .await
         {
@@ -358,7 +408,11 @@ async fn stream_task(
             PumpEnd::Done => {
                 // Kept a while: the client's last acknowledgement may have
                 // been lost, and it resumes to learn that all is done.
-                match tokio::time::timeout(LINGER, next.recv()).await {
+                let wait = tokio::select! {
+                    w = tokio::time::timeout(LINGER, next.recv()) => w,
+                    () = stop.stopped() => return Ok(()),
+                };
+                match wait {
                     Ok(Some(n)) => link = n,
                     _ => return Ok(()),
                 }
@@ -366,7 +420,16 @@ async fn stream_task(
             PumpEnd::Lost(why) => {
                 stream.on_disconnect();
                 tracing::info!("stream {id:016x}: connection lost ({why}); waiting for resumption");
-                match tokio::time::timeout(RESUME_WAIT, next.recv()).await {
+                let wait = tokio::select! {
+                    w = tokio::time::timeout(RESUME_WAIT, next.recv()) => w,
+                    () = stop.stopped() => {
+                        // Nobody to tell: the client is gone. The forward
+                        // target gets a clean end (a truncated stream).
+                        let _ = tokio::time::timeout(Duration::from_secs(2), local_wr.shutdown()).await;
+                        return Err(format!("stopped while waiting for the client to resume ({why})"));
+                    }
+                };
+                match wait {
                     Ok(Some(n)) => link = n,
                     _ => {
                         return Err(format!(
@@ -375,6 +438,13 @@ async fn stream_task(
                         ))
                     }
                 }
+            }
+            PumpEnd::Interrupted(why) => {
+                // Ended on purpose (by the client or by our signal): the
+                // forward target gets a clean end, not a reset.
+                tracing::info!("stream {id:016x}: ended: {why}");
+                let _ = tokio::time::timeout(Duration::from_secs(2), local_wr.shutdown()).await;
+                return Ok(());
             }
             PumpEnd::Failed(why) => {
                 // A forward connection is reset, not ended cleanly: the

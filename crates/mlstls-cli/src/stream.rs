@@ -95,6 +95,8 @@ pub(crate) enum ResetCode {
     Protocol,
     /// The peer speaks plain MLS-TLS (`--plain`), not the stream.
     PlainPeer,
+    /// The peer got SIGINT or SIGTERM and ends the stream on purpose.
+    Interrupted,
     /// Anything else.
     Other(u8),
 }
@@ -108,6 +110,7 @@ impl ResetCode {
             Self::LocalFailure => 4,
             Self::Protocol => 5,
             Self::PlainPeer => 6,
+            Self::Interrupted => 7,
             Self::Other(c) => c,
         }
     }
@@ -119,6 +122,7 @@ impl ResetCode {
             4 => Self::LocalFailure,
             5 => Self::Protocol,
             6 => Self::PlainPeer,
+            7 => Self::Interrupted,
             c => Self::Other(c),
         }
     }
@@ -135,6 +139,7 @@ impl ResetCode {
             Self::PlainPeer => {
                 "the server speaks plain MLS-TLS, not the mlstls resumable stream (start the client with --plain)"
             }
+            Self::Interrupted => "the peer ended the stream (interrupted)",
             Self::Other(_) => "the peer reset the stream",
         }
     }
@@ -349,6 +354,8 @@ pub(crate) enum StreamError {
     OwnHello,
     /// The peer reset the stream.
     Reset { code: ResetCode, reason: String },
+    /// The MLS-TLS connection failed (why, for the log).
+    Link(String),
 }
 
 impl std::fmt::Display for StreamError {
@@ -365,6 +372,7 @@ impl std::fmt::Display for StreamError {
             ),
             Self::Reset { code, reason } if reason.is_empty() => write!(f, "{}", code.describe()),
             Self::Reset { code, reason } => write!(f, "{}: {reason}", code.describe()),
+            Self::Link(why) => write!(f, "{why}"),
         }
     }
 }

@@ -95,6 +95,11 @@ fn s(p: &Path) -> &str {
 /// `mlstls client` to `127.0.0.1:port` with `DIR/identity.id`, trusting
 /// the server's public line.
 fn client(dir: &Dir, identity: &str, port: u16) -> Command {
+    client_trusting(dir, identity, port, "server.pub")
+}
+
+/// `mlstls client` as [`client`], with `DIR/trust` as the trust file.
+fn client_trusting(dir: &Dir, identity: &str, port: u16, trust: &str) -> Command {
     let mut c = Command::new(BIN);
     c.arg("client")
         .arg("--connect")
@@ -102,7 +107,7 @@ fn client(dir: &Dir, identity: &str, port: u16) -> Command {
         .arg("--identity")
         .arg(dir.p(&format!("{identity}.id")))
         .arg("--trust")
-        .arg(dir.p("server.pub"));
+        .arg(dir.p(trust));
     c
 }
 
@@ -611,4 +616,649 @@ fn attach_chain_turns_a_key_certified_elsewhere_into_an_x509_identity() {
         "{err}"
     );
     assert!(!dir.p("wrong.id").exists());
+}
+
+/// Reads a server's stderr until a line contains `needle` (the server
+/// logs a refusal a moment after the client sees it); fails loudly after
+/// `GUARD` or at the end of the log. Returns the log so far.
+fn log_until(srv: &mut Proc, needle: &str) -> String {
+    use std::io::BufRead;
+    let stderr = srv.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut log = String::new();
+    loop {
+        match rx.recv_timeout(GUARD) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+                if line.contains(needle) {
+                    return log;
+                }
+            }
+            Err(_) => panic!("no {needle:?} in the server's log:\n{log}"),
+        }
+    }
+}
+
+/// Runs a client with `input` on stdin and extra arguments.
+fn client_run(dir: &Dir, identity: &str, port: u16, extra: &[&str], input: &[u8]) -> Output {
+    let mut child = client(dir, identity, port)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // A client that fails may exit before reading its input.
+    let feeder = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+#[test]
+fn client_summary_names_the_server_suite_and_epoch_at_v_and_quiet_hides_it() {
+    let dir = Dir::new("summary");
+    keygen(&dir, "server");
+    let client_line = keygen(&dir, "client");
+    let port = free_port();
+    let mut srv = server(&dir, port, &["--echo", "-v"]);
+    let out = client_run(&dir, "client", port, &["-v"], b"hello");
+    assert_echoed_hello(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let summary = err
+        .lines()
+        .find(|l| l.starts_with(&format!("connected to 127.0.0.1:{port}")))
+        .unwrap_or_else(|| panic!("no summary in:\n{err}"));
+    for part in [
+        "server 'server' (key ",
+        "mlkem768x25519-aes128gcm-sha256-ed25519 (0x004F)",
+        "new session",
+        "epoch 1",
+    ] {
+        assert!(summary.contains(part), "{part:?} not in {summary:?}");
+    }
+    // --quiet: nothing but the data.
+    let out = client_run(&dir, "client", port, &["-v", "--quiet"], b"hello");
+    assert_echoed_hello(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("connected to"), "{err}");
+    // The server's line per connection: address, name, key, suite.
+    let log = log_until(&mut srv, "client 'client'");
+    let fingerprint = &client_line.split_whitespace().nth(2).unwrap()[..16];
+    let line = log
+        .lines()
+        .find(|l| l.contains("client 'client'"))
+        .unwrap_or_else(|| panic!("no connection line in:\n{log}"));
+    assert!(line.starts_with("127.0.0.1:"), "{line}");
+    assert!(line.contains(fingerprint), "{line}");
+    assert!(line.contains("(0x004F), new session, epoch 1"), "{line}");
+}
+
+#[test]
+fn key_updates_are_logged_at_v_and_sizes_take_units() {
+    let dir = Dir::new("updates");
+    keygen(&dir, "server");
+    keygen(&dir, "client");
+    let port = free_port();
+    let _srv = server(&dir, port, &["--echo"]);
+    let input = vec![7u8; 300_000];
+    let out = client_run(
+        &dir,
+        "client",
+        port,
+        &["-v", "--update-after-bytes", "64 KiB"],
+        &input,
+    );
+    assert_success(&out);
+    assert!(out.stdout == input, "echo differs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key update started"), "{err}");
+    assert!(
+        err.contains("own key update confirmed") || err.contains("peer's key update applied"),
+        "{err}"
+    );
+    // Plain bytes and units without a space parse too.
+    for size in ["1GiB", "1048576", "2MiB"] {
+        let out = client(&dir, "client", free_port())
+            .args(["--update-after-bytes", size])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot connect"), "{size}: {err}");
+    }
+    let out = client(&dir, "client", free_port())
+        .args(["--update-after-bytes", "lots"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a size"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn help_shows_the_library_defaults() {
+    for cmd in ["client", "server"] {
+        let out = run(&[cmd, "--help"]);
+        assert_success(&out);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("[default: 1GiB]"), "{help}");
+        assert!(help.contains("[default: 120]"), "{help}");
+    }
+}
+
+#[test]
+fn client_refuses_server_only_flags() {
+    let dir = Dir::new("clientauth");
+    keygen(&dir, "client");
+    let out = client(&dir, "client", free_port())
+        .args(["--client-auth", "optional"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--client-auth"), "{err}");
+    assert!(!err.contains("cannot connect"), "{err}");
+}
+
+#[test]
+fn server_name_without_ca_is_warned_about() {
+    let dir = Dir::new("sniwarn");
+    keygen(&dir, "client");
+    std::fs::write(dir.p("server.pub"), "").unwrap();
+    let out = client(&dir, "client", free_port())
+        .args(["--server-name", "server.example"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--server-name only applies to X.509"), "{err}");
+}
+
+#[test]
+fn suites_lists_every_suite_with_the_default_marked() {
+    let out = run(&["suites"]);
+    assert_success(&out);
+    let list = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(list.lines().count(), 10, "{list}");
+    let default: Vec<_> = list.lines().filter(|l| l.contains("(default)")).collect();
+    assert_eq!(default.len(), 1, "{list}");
+    assert!(
+        default[0].starts_with("0x004F  mlkem768x25519-aes128gcm-sha256-ed25519 ")
+            && default[0].contains("post-quantum"),
+        "{list}"
+    );
+    assert!(
+        list.lines().any(
+            |l| l.starts_with("0x0001  x25519-aes128gcm-sha256-ed25519 ") && l.contains("classic")
+        ),
+        "{list}"
+    );
+}
+
+#[test]
+fn client_rejecting_the_server_names_its_key_name_and_trust_file() {
+    let dir = Dir::new("rejectserver");
+    keygen(&dir, "server");
+    keygen(&dir, "client");
+    let other = keygen(&dir, "other");
+    std::fs::write(dir.p("other-only.pub"), other).unwrap();
+    let port = free_port();
+    let mut srv = server(&dir, port, &["--echo"]);
+    let out = client_trusting(&dir, "client", port, "other-only.pub")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("we rejected the server"), "{err}");
+    assert!(err.contains("the server's key "), "{err}");
+    assert!(
+        err.contains("(name 'server') is not in") && err.contains("other-only.pub"),
+        "{err}"
+    );
+    // The server's log names the refusing side too.
+    log_until(
+        &mut srv,
+        "the client rejected our identity (bad_certificate)",
+    );
+}
+
+#[test]
+fn untrusted_client_is_told_to_add_its_public_line() {
+    let dir = Dir::new("addline");
+    keygen(&dir, "server");
+    keygen(&dir, "client");
+    keygen(&dir, "mallory");
+    let port = free_port();
+    let _srv = server(&dir, port, &["--echo"]);
+    let out = client(&dir, "mallory", port)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("the server rejected our identity (bad_certificate)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("`mlstls pubkey {}`", s(&dir.p("mallory.id")))),
+        "{err}"
+    );
+    assert!(!err.contains("or it does not trust us"), "{err}");
+}
+
+#[test]
+fn suite_mismatch_says_the_suites_differ() {
+    let dir = Dir::new("suites");
+    keygen(&dir, "server");
+    let id = dir.p("client.id");
+    let out = run(&[
+        "keygen",
+        "--out",
+        s(&id),
+        "--name",
+        "client",
+        "--suite",
+        "0x0001",
+    ]);
+    assert_success(&out);
+    std::fs::write(dir.p("client.pub"), &out.stdout).unwrap();
+    let port = free_port();
+    let mut srv = server(&dir, port, &["--echo"]);
+    let out = client(&dir, "client", port)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("handshake_failure"), "{err}");
+    assert!(err.contains("ciphersuites differ"), "{err}");
+    assert!(
+        err.contains("x25519-aes128gcm-sha256-ed25519 (0x0001)") && err.contains("client.id"),
+        "{err}"
+    );
+    // The refusing side's log has the details.
+    log_until(
+        &mut srv,
+        "ciphersuite x25519-aes128gcm-sha256-ed25519 (0x0001) not offered",
+    );
+}
+
+#[test]
+fn identity_file_given_as_trust_file_is_one_clear_line() {
+    let dir = Dir::new("trustid");
+    keygen(&dir, "server");
+    keygen(&dir, "client");
+    let out = client_trusting(&dir, "client", free_port(), "server.id")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!err.contains("UTF-8"), "{err}");
+    assert!(err.contains("identity file"), "{err}");
+    assert!(err.contains("mlstls pubkey"), "{err}");
+}
+
+#[test]
+fn ca_with_an_existing_output_writes_nothing() {
+    let dir = Dir::new("caexists");
+    std::fs::write(dir.p("ca.pem"), "keep me").unwrap();
+    let out = run(&[
+        "ca",
+        "--cert",
+        s(&dir.p("ca.pem")),
+        "--key",
+        s(&dir.p("ca.key")),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(!dir.p("ca.key").exists(), "an orphan CA key was left");
+    assert_eq!(std::fs::read_to_string(dir.p("ca.pem")).unwrap(), "keep me");
+}
+
+#[test]
+fn x509_names_must_be_dns_names_or_ip_addresses() {
+    let dir = Dir::new("x509names");
+    x509_pki(&dir, &[]);
+    let keygen_x509 = |name: &str, out: &str| {
+        run(&[
+            "keygen",
+            "--out",
+            s(&dir.p(out)),
+            "--name",
+            name,
+            "--x509",
+            "--ca-cert",
+            s(&dir.p("ca.pem")),
+            "--ca-key",
+            s(&dir.p("ca.key")),
+        ])
+    };
+    let out = keygen_x509("not a dns name", "bad.id");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a DNS name or IP address"), "{err}");
+    assert!(!dir.p("bad.id").exists());
+    // An IP address works: the client checks it against --connect's host.
+    assert_success(&keygen_x509("127.0.0.1", "server.test.id"));
+    assert_success(&keygen_x509("client.test", "client.test.id"));
+    let port = free_port();
+    let _srv = x509_server(&dir, port, &[]);
+    let mut child = Command::new(BIN)
+        .args(["client", "--connect", &format!("127.0.0.1:{port}")])
+        .args(["--identity", s(&dir.p("client.test.id"))])
+        .args(["--ca", s(&dir.p("ca.pem"))])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(b"hello");
+    assert_echoed_hello(&child.wait_with_output().unwrap());
+}
+
+/// Base64 of PEM text (one block), decoded without a crate.
+fn pem_body(pem: &str) -> Vec<u8> {
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let bytes: Vec<u8> = b64.bytes().filter(|&c| c != b'=').map(val).collect();
+    bytes
+        .chunks(4)
+        .flat_map(|c| {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &v)| n | (u32::from(v) << (18 - 6 * i)));
+            let out = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+            out[..c.len() - 1].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn pubkey_pem_is_the_key_of_the_public_line() {
+    let dir = Dir::new("pubkeypem");
+    let line = keygen(&dir, "laptop");
+    let out = run(&["pubkey", "--pem", s(&dir.p("laptop.id"))]);
+    assert_success(&out);
+    let pem = String::from_utf8(out.stdout).unwrap();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+    let der = pem_body(&pem);
+    // Ed25519 SubjectPublicKeyInfo: fixed prefix, then the raw key.
+    let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+    let key = line.split_whitespace().nth(2).unwrap();
+    assert_eq!(hex, format!("302a300506032b6570032100{key}"));
+    // ML-DSA keys have no certificate form here: one clear line.
+    let out = run(&[
+        "keygen",
+        "--out",
+        s(&dir.p("pq.id")),
+        "--suite",
+        "mlkem768-aes256gcm-sha384-mldsa65",
+    ]);
+    assert_success(&out);
+    let out = run(&["pubkey", "--pem", s(&dir.p("pq.id"))]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ML-DSA"));
+}
+
+/// The README's flow for a real CA: `pubkey --pem`, openssl issues a
+/// certificate for that key, `attach-chain` makes the X.509 identity.
+/// Skipped where openssl is not installed.
+#[test]
+fn pubkey_pem_certified_by_openssl_attaches() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("openssl not installed: skipped");
+        return;
+    }
+    let dir = Dir::new("openssl");
+    x509_pki(&dir, &["server.test"]);
+    keygen(&dir, "laptop");
+    let out = run(&["pubkey", "--pem", s(&dir.p("laptop.id"))]);
+    assert_success(&out);
+    std::fs::write(dir.p("laptop.spki.pem"), &out.stdout).unwrap();
+    std::fs::write(
+        dir.p("ext.cnf"),
+        "subjectAltName=DNS:laptop.test\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    let out = Command::new("openssl")
+        .args(["x509", "-new", "-subj", "/CN=laptop.test", "-days", "90"])
+        .args(["-force_pubkey", s(&dir.p("laptop.spki.pem"))])
+        .args(["-CA", s(&dir.p("ca.pem")), "-CAkey", s(&dir.p("ca.key"))])
+        .args(["-extfile", s(&dir.p("ext.cnf"))])
+        .args(["-out", s(&dir.p("laptop.pem"))])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let out = run(&[
+        "attach-chain",
+        "--identity",
+        s(&dir.p("laptop.id")),
+        "--chain",
+        s(&dir.p("laptop.pem")),
+        "--out",
+        s(&dir.p("laptop.test.id")),
+    ]);
+    assert_success(&out);
+    let port = free_port();
+    let _srv = x509_server(&dir, port, &[]);
+    let out = x509_client(&dir, "laptop.test", port, "server.test");
+    assert_echoed_hello(&out);
+}
+
+/// A deadlock guard: far above what any step here needs.
+const GUARD: Duration = Duration::from_secs(60);
+
+/// Sends `signal` (INT, TERM) to a process, as a shell's `kill` does.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for a child to exit by itself; fails loudly after `GUARD`.
+fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + GUARD;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not exit within {GUARD:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A plain TCP echo service for one connection; reports how that
+/// connection ended: `Ok(bytes)` for a clean end of stream (FIN), `Err`
+/// for a reset.
+fn forward_target() -> (u16, std::sync::mpsc::Receiver<Result<usize, String>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let Ok((mut c, _)) = l.accept() else { return };
+        let mut total = 0;
+        let mut buf = [0u8; 4096];
+        let end = loop {
+            match c.read(&mut buf) {
+                Ok(0) => break Ok(total),
+                Ok(n) => {
+                    total += n;
+                    if c.write_all(&buf[..n]).is_err() {
+                        break Err("write failed".to_string());
+                    }
+                }
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        let _ = tx.send(end);
+    });
+    (port, rx)
+}
+
+/// A stdio client through a forwarding server, with `hello` echoed
+/// back: the stream is established and flowing. Returns the server, the
+/// client (stdin still open) and how the forward connection ends.
+fn flowing_stream(dir: &Dir) -> (Proc, Proc, std::sync::mpsc::Receiver<Result<usize, String>>) {
+    keygen(dir, "server");
+    keygen(dir, "client");
+    let (target, ended) = forward_target();
+    let port = free_port();
+    let forward = format!("127.0.0.1:{target}");
+    let srv = server(dir, port, &["--forward", &forward, "-v"]);
+    let mut child = client(dir, "client", port)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.as_mut().unwrap().write_all(b"hello").unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut got = [0u8; 5];
+        let _ = tx.send(stdout.read_exact(&mut got).map(|()| got));
+    });
+    let got = rx.recv_timeout(GUARD).expect("no echo").unwrap();
+    assert_eq!(&got, b"hello");
+    (srv, Proc(child), ended)
+}
+
+#[test]
+fn sigint_ends_the_clients_stream_cleanly_and_the_server_closes_its_forward() {
+    let dir = Dir::new("sigclient");
+    let (mut srv, mut cli, ended) = flowing_stream(&dir);
+    signal(cli.0.id(), "INT");
+    let status = wait_exit(&mut cli.0, "the client");
+    let mut err = String::new();
+    cli.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    // Ended by the signal (the shells' 128 + 2), not killed by it.
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    // The server ends the forward connection at once, cleanly (FIN),
+    // instead of waiting minutes for the client to resume.
+    let end = ended
+        .recv_timeout(GUARD)
+        .expect("forward connection still open");
+    assert_eq!(end, Ok(5));
+    log_until(&mut srv, "the client was interrupted");
+}
+
+#[test]
+fn sigterm_stops_the_server_after_telling_its_clients() {
+    let dir = Dir::new("sigserver");
+    let (mut srv, mut cli, ended) = flowing_stream(&dir);
+    signal(srv.0.id(), "TERM");
+    let status = wait_exit(&mut srv.0, "the server");
+    assert!(status.success(), "{status}");
+    let end = ended
+        .recv_timeout(GUARD)
+        .expect("forward connection still open");
+    assert_eq!(end, Ok(5));
+    // The client is told why its stream ended, on one line.
+    drop(cli.0.stdin.take());
+    let status = wait_exit(&mut cli.0, "the client");
+    let mut err = String::new();
+    cli.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("the server is shutting down"), "{err}");
+}
+
+#[test]
+fn a_second_sigint_exits_at_once() {
+    use std::io::BufRead;
+    let dir = Dir::new("sigtwice");
+    keygen(&dir, "server");
+    keygen(&dir, "client");
+    // A server that never answers: the tunnel's handshake hangs, so the
+    // first signal has a stream to wait for.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let local = free_port();
+    let mut cli = Proc(
+        client(&dir, "client", port)
+            .args(["--listen", &format!("127.0.0.1:{local}"), "-v"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = cli.0.stderr.take().unwrap();
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = String::new();
+    let mut wait_for = |needle: &str| loop {
+        let line = rx
+            .recv_timeout(GUARD)
+            .unwrap_or_else(|_| panic!("no {needle:?} in:\n{log}"));
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains(needle) {
+            return log.clone();
+        }
+    };
+    wait_listening(local);
+    let _conn = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    wait_for("new local connection");
+    signal(cli.0.id(), "INT");
+    wait_for("SIGINT: ending the stream");
+    signal(cli.0.id(), "INT");
+    let status = wait_exit(&mut cli.0, "the client");
+    let log = wait_for("SIGINT again: exiting at once");
+    assert_eq!(status.code(), Some(130), "{log}");
+    drop(silent);
 }

@@ -96,18 +96,21 @@ fn demo_on_a_classic_suite() {
     );
 }
 
-/// No subcommand runs the demo with the documented defaults (256 MiB); the
-/// progress bar stays hidden since stderr is not a terminal.
+/// A bare `mlstls` shows the help (the demo is `mlstls demo`): it does
+/// not start a 256 MiB run.
 #[test]
-fn no_subcommand_runs_the_default_demo() {
+fn no_subcommand_shows_help() {
     let (out, pid) = mlstls(&[]);
-    let stdout = assert_passed(&out, pid);
-    assert!(stdout.contains("256 MiB"), "{stdout}");
+    assert!(!out.status.success());
     assert!(
-        out.stderr.is_empty(),
+        out.stdout.is_empty(),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stdout)
     );
+    let help = String::from_utf8_lossy(&out.stderr);
+    assert!(help.contains("Usage: mlstls"), "{help}");
+    assert!(help.contains("demo"), "{help}");
+    assert!(!left_temp_dir(pid));
 }
 
 #[test]

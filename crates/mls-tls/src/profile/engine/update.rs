@@ -29,7 +29,7 @@ impl Engine {
         let message = self.transition(now, |a, provider| {
             Ok(a.commit_pending(provider, TwoPartyMessageType::ConnectionUpdate)?)
         })?;
-        debug!(epoch = ?self.epoch(), "key update started");
+        info!(session = ?self.session_id(), epoch = ?self.epoch(), "key update started");
         Ok(vec![Event::Send(HandshakeMessage::new(
             HandshakeType::ConnectionUpdate,
             message,
@@ -70,7 +70,7 @@ impl Engine {
                 t == TwoPartyMessageType::ConnectionUpdate
             })
         })?;
-        debug!(epoch = result.epoch, "peer's key update applied");
+        info!(session = ?self.session_id(), epoch = result.epoch, "peer's key update applied");
         Ok(self.confirmation_events(result))
     }
 
@@ -185,7 +185,8 @@ impl Engine {
             let stuck = claim_send_epoch(a, provider, epoch)?;
             Ok((epoch, secrets, a.meta.suite, stuck))
         })?;
-        debug!(
+        info!(
+            session = ?self.session_id(),
             epoch,
             "own key update confirmed by the peer's EpochKeyUpdate"
         );
