@@ -103,7 +103,21 @@ pub struct ConnectionCore {
     /// When (and at which `written_total`) a blocking adapter last looked
     /// for incoming handshake messages while the application only writes.
     last_peek: Option<(Instant, u64)>,
+    /// The peer's key update waits for the session store: when to try
+    /// again, and the wait after the next failure.
+    store_retry_at: Option<Instant>,
+    store_backoff: std::time::Duration,
+    /// Our own key update could not be stored: not before this again.
+    update_retry_at: Option<Instant>,
 }
+
+/// How long a connection first waits before trying the session store
+/// again after it failed (the store is down or unreachable); the wait
+/// doubles with each failure up to [`STORE_RETRY_MAX`].
+pub(crate) const STORE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest wait between tries of an unavailable session store: one
+/// try costs the store's own timeout when the database does not answer.
+pub(crate) const STORE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(8);
 
 impl core::fmt::Debug for ConnectionCore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -147,6 +161,9 @@ impl ConnectionCore {
             update_sent: None,
             peer_progress: None,
             last_peek: None,
+            store_retry_at: None,
+            store_backoff: STORE_RETRY,
+            update_retry_at: None,
         }
     }
 
@@ -237,8 +254,43 @@ impl ConnectionCore {
         let _ = r;
     }
 
+    /// Tries the peer's waiting key update again once its time has come
+    /// (the session store failed; see `Engine::handle`).
+    fn retry_store(&mut self, now: Instant) -> Result<(), Error> {
+        if !self.engine.has_deferred() {
+            self.store_retry_at = None;
+            return Ok(());
+        }
+        if self.store_retry_at.is_some_and(|at| now < at) {
+            return Ok(());
+        }
+        match self.engine.retry_deferred(self.common.clock.system_time()) {
+            Ok(events) => {
+                tracing::info!(
+                    epoch = ?self.engine.epoch(),
+                    "session store back: the peer's key update is applied"
+                );
+                self.store_retry_at = None;
+                self.store_backoff = STORE_RETRY;
+                self.apply(events)
+            }
+            Err(Error::Store(why)) => {
+                self.store_backoff = (self.store_backoff * 2).min(STORE_RETRY_MAX);
+                tracing::warn!(
+                    error = %why,
+                    retry_in = ?self.store_backoff,
+                    "session store still unavailable"
+                );
+                self.store_retry_at = Some(now + self.store_backoff);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn process_records(&mut self) -> Result<(), Error> {
         let now = self.common.clock.system_time();
+        self.retry_store(self.common.clock.now())?;
         loop {
             if self.peer_closed {
                 // Nothing after close_notify counts (SPEC 9).
@@ -305,6 +357,9 @@ impl ConnectionCore {
                     }
                     let events = self.engine.handle(m, now)?;
                     self.apply(events)?;
+                    if self.engine.has_deferred() && self.store_retry_at.is_none() {
+                        self.store_retry_at = Some(self.common.clock.now() + STORE_RETRY);
+                    }
                 }
             }
             if let Some((alert, encrypted)) = alert {
@@ -475,18 +530,29 @@ impl ConnectionCore {
 
     /// Starts a key update when the policy or the usage limit asks (SPEC 7).
     fn maybe_update(&mut self) -> Result<(), Error> {
-        if !self.may_start_update() {
+        let now = self.common.clock.now();
+        if !self.may_start_update() || self.update_retry_at.is_some_and(|at| now < at) {
             return Ok(());
         }
         let policy = self.common.update_policy;
-        let now = self.common.clock.now();
         let due = self.sealer.wants_update()
             || policy
                 .interval
                 .is_some_and(|i| now.saturating_duration_since(self.last_update) >= i)
             || policy.bytes.is_some_and(|b| self.bytes_since_update >= b);
         if due {
-            let events = self.engine.start_update(self.common.clock.system_time())?;
+            let events = match self.engine.start_update(self.common.clock.system_time()) {
+                Ok(events) => events,
+                Err(Error::Store(why)) => {
+                    // Nothing stored, nothing sent (SPEC 10): data goes on
+                    // under the current keys, and the update is tried again.
+                    tracing::warn!(error = %why, "session store unavailable: key update postponed");
+                    self.update_retry_at = Some(now + STORE_RETRY);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            self.update_retry_at = None;
             // Until the update is confirmed the counters keep running; do
             // not ask again for the same reason.
             self.bytes_since_update = 0;
@@ -643,11 +709,14 @@ impl ConnectionCore {
                 "a key update needs an established, Synced connection with both directions open",
             ));
         }
-        let result = self
-            .engine
-            .start_update(self.common.clock.system_time())
-            .and_then(|events| self.apply(events));
-        result.map_err(|e| self.fail(e))
+        match self.engine.start_update(self.common.clock.system_time()) {
+            // The session store is unavailable: nothing was stored or sent
+            // (SPEC 10), and the connection goes on; try again later.
+            Err(e @ Error::Store(_)) => Err(e),
+            result => result
+                .and_then(|events| self.apply(events))
+                .map_err(|e| self.fail(e)),
+        }
     }
 
     /// Installs a new identity of ours (e.g. a renewed certificate for the

@@ -31,10 +31,14 @@ impl ConnectionCore {
         if self.is_handshaking() {
             return Some(self.started + self.common.handshake_timeout);
         }
-        let sent = self.update_sent?;
+        let retry = self.store_retry_at.filter(|_| self.engine.has_deferred());
+        let Some(sent) = self.update_sent else {
+            return retry;
+        };
         let timeout = self.common.update_policy.confirm_timeout;
         let from = self.peer_progress.map_or(sent, |p| p.max(sent));
-        Some((from + timeout).min(sent + timeout * CONFIRM_CAP))
+        let confirm = (from + timeout).min(sent + timeout * CONFIRM_CAP);
+        Some(retry.map_or(confirm, |r| r.min(confirm)))
     }
 
     /// Notes that the peer showed it is alive and in order while our
@@ -60,6 +64,7 @@ impl ConnectionCore {
     /// Judged only after every byte already received was processed
     /// (SPEC 9a).
     pub(super) fn check_timeouts(&mut self, now: Instant) -> Result<(), Error> {
+        self.retry_store(now)?;
         self.track_update();
         match self.poll_timeout() {
             Some(deadline) if now >= deadline => Err(if self.is_handshaking() {

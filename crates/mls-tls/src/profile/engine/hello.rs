@@ -57,6 +57,7 @@ impl Engine {
                 db,
             })),
             terminated: false,
+            deferred: Default::default(),
         };
         let hello = HandshakeMessage::new(HandshakeType::ClientHello, body);
         Ok((engine, vec![Event::Send(hello)]))
@@ -69,6 +70,7 @@ impl Engine {
             side: Side::Server,
             phase: Phase::AwaitingClientHello,
             terminated: false,
+            deferred: Default::default(),
         }
     }
 

@@ -301,6 +301,9 @@ pub struct Engine {
     /// Ended for good by [`Engine::terminate`]: handshake messages still in
     /// flight are ignored (the peer may not know yet).
     terminated: bool,
+    /// The peer's handshake messages waiting for the session store, in
+    /// order (see [`Engine::handle`]).
+    deferred: std::collections::VecDeque<HandshakeMessage>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -494,12 +497,51 @@ impl Engine {
 
     /// Handles one received handshake message. On error the engine is
     /// closed; the stored session is kept or deleted as SPEC 8 says.
+    ///
+    /// A peer's ConnectionUpdate that an established session cannot store
+    /// right now (the session store is unavailable: [`Error::Store`]) is
+    /// not an error: the session is rolled back, the message waits
+    /// ([`Engine::has_deferred`]) with any that follow it, and the caller
+    /// tries again with [`Engine::retry_deferred`]. Data keeps flowing
+    /// under the current keys meanwhile.
     pub fn handle(&mut self, msg: HandshakeMessage, now: SystemTime) -> Result<Vec<Event>, Error> {
         if self.terminated {
             // The session was ended for good; the peer may not know yet.
             debug!(message = ?msg.typ, "handshake message after terminate ignored");
             return Ok(Vec::new());
         }
+        if !self.deferred.is_empty() {
+            // The peer's order holds: behind the message that waits.
+            self.deferred.push_back(msg);
+            return Ok(Vec::new());
+        }
+        self.handle_now(msg, now)
+    }
+
+    /// Whether handshake messages wait for the session store.
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Tries the waiting handshake messages again, in order. `Err` with
+    /// [`Error::Store`] while the store is still unavailable (they keep
+    /// waiting); any other error closes, as [`Engine::handle`]'s would.
+    pub fn retry_deferred(&mut self, now: SystemTime) -> Result<Vec<Event>, Error> {
+        let mut events = Vec::new();
+        while let Some(msg) = self.deferred.pop_front() {
+            let waiting = self.deferred.len();
+            events.extend(self.handle_now(msg, now)?);
+            if self.deferred.len() > waiting {
+                // Deferred again: the store is still away.
+                return Err(Error::Store(
+                    "the session store is still unavailable; the peer's key update waits".into(),
+                ));
+            }
+        }
+        Ok(events)
+    }
+
+    fn handle_now(&mut self, msg: HandshakeMessage, now: SystemTime) -> Result<Vec<Event>, Error> {
         let state = self.state();
         let result = match (state, msg.typ) {
             (State::AwaitingClientHello, HandshakeType::ClientHello) => {
@@ -533,12 +575,36 @@ impl Engine {
             }
             .into()),
         };
-        if result.is_err() {
-            // A kept session is still ours (SPEC 8): `terminate` may delete
-            // it. A transition that lost it closed the engine already.
-            self.close(true);
+        match result {
+            Err(Error::Store(why))
+                if msg.typ == HandshakeType::ConnectionUpdate && self.is_live_established() =>
+            {
+                // Rolled back: nothing stored, nothing sent (SPEC 10).
+                tracing::warn!(
+                    session = ?self.session_id().map(ToString::to_string),
+                    error = %why,
+                    "session store unavailable: the peer's key update waits and is tried again"
+                );
+                self.deferred.push_front(msg);
+                Ok(Vec::new())
+            }
+            Err(e) => {
+                // A kept session is still ours (SPEC 8): `terminate` may
+                // delete it. A transition that lost it closed the engine
+                // already.
+                self.close(true);
+                Err(e)
+            }
+            ok => ok,
         }
-        result
+    }
+
+    /// Whether a live session is established on this connection.
+    fn is_live_established(&self) -> bool {
+        matches!(
+            self.live().map(|l| &l.standing),
+            Some(Standing::Established(_))
+        )
     }
 
     /// The peer sent an application data record (SPEC 6: the initiator's

@@ -50,6 +50,7 @@ impl Engine {
                 send_blocked: false,
             })),
             terminated: false,
+            deferred: Default::default(),
         };
         let (message, epoch, early_data, secrets, suite) =
             engine.transition(now, |a, provider| {

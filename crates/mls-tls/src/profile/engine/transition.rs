@@ -11,7 +11,7 @@ use super::{Active, Engine, Phase, Standing};
 use crate::error::Error;
 use crate::profile::group;
 use crate::profile::provider::MlsProvider;
-use crate::store::snapshot::GroupDb;
+use crate::store::snapshot::{GroupDb, GroupStorage};
 use crate::store::{
     self, Precondition, SessionId, SessionMeta, SessionStore, StoredSession, StoredState,
 };
@@ -114,6 +114,13 @@ impl Engine {
             return f(active, &MlsProvider::new(&crypto, db))
                 .map_err(|fail| Closing::Keep(fail.error));
         }
+        // The storage as it was, to roll back to without the store (which
+        // may be what failed): if a save did commit after all, the version
+        // precondition of the next save finds out (Superseded).
+        let rollback = match db.snapshot() {
+            Ok(snapshot) => snapshot,
+            Err(e) => return Err(Closing::Keep(e)),
+        };
         let before = active.meta.clone();
         // What a failed step may have changed besides the group and meta.
         let before_identity = (active.identity.clone(), active.rotate_to.clone());
@@ -159,37 +166,33 @@ impl Engine {
         if matches!(error, Error::Superseded) {
             return Err(Closing::Close(error));
         }
-        // The step's changes to the storage are thrown away: memory goes
-        // back to what the store holds, read from the store itself so the
-        // two cannot differ.
+        // The step's changes are thrown away: memory goes back to the
+        // storage as it was before the step, which is what the store holds
+        // at `before.version`.
         active.meta = before;
         (active.identity, active.rotate_to) = before_identity;
         active.peer = before_peer;
-        *group_db = GroupDb::Parked;
-        let reloaded = group_db
-            .open(&store, &active.meta.id, active.meta.version)
-            .and_then(|db| group::load_group(db, &active.meta.id))
-            .and_then(|g| {
-                g.ok_or_else(|| {
-                    Error::Store(format!("stored session {} has no group", active.meta.id))
-                })
-            });
+        let reloaded = GroupStorage::restore(&rollback).and_then(|db| {
+            let group = group::load_group(&db, &active.meta.id)?
+                .ok_or(Error::Internal("the rolled-back storage has no group"))?;
+            Ok((db, group))
+        });
         match reloaded {
-            Ok(group) => {
+            Ok((db, group)) => {
                 active.group = group;
+                *group_db = GroupDb::Open(db);
                 Err(Closing::Keep(error))
             }
-            Err(Error::Superseded) => Err(Closing::Close(Error::Superseded)),
             Err(reload) => {
                 warn!(
                     session = %active.meta.id,
                     error = %error,
                     reload_error = %reload,
-                    "reloading the session after a rollback failed; closing"
+                    "rolling the session back failed; closing"
                 );
                 Err(Closing::Close(Error::Store(format!(
-                    "reloading the session after a rolled-back transition failed \
-                     ({reload}); the connection is closed. The transition failed with: {error}"
+                    "rolling back a failed transition failed ({reload}); the connection \
+                     is closed. The transition failed with: {error}"
                 ))))
             }
         }

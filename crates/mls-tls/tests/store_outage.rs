@@ -1,0 +1,127 @@
+//! A session store that fails while connections live (issue 15): a key
+//! update that cannot be stored is postponed or waits, nothing of it is
+//! sent (SPEC 10), data keeps flowing under the current keys, and the
+//! update lands once the store is back. On a virtual clock.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
+use mls_tls::credentials::{AcceptAnyPeer, Identity};
+use mls_tls::crypto::CipherSuite;
+use mls_tls::error::Error;
+use mls_tls::profile::engine::State;
+use mls_tls::store::{
+    MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
+    SessionStore,
+};
+use mls_tls::time::ManualClock;
+
+mod wire;
+use wire::{pump, read_all};
+
+/// A backend whose every call fails while `down` is set.
+#[derive(Default)]
+struct Flaky {
+    inner: MemoryBackend,
+    down: AtomicBool,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), Error> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::Store("database unreachable".into()));
+        }
+        Ok(())
+    }
+}
+
+impl SessionBackend for Flaky {
+    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
+        self.check()?;
+        self.inner.load(id)
+    }
+    fn save(&self, record: &SessionRecord, p: Precondition) -> Result<bool, Error> {
+        self.check()?;
+        self.inner.save(record, p)
+    }
+    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
+        self.check()?;
+        self.inner.delete(id)
+    }
+    fn list(&self) -> Result<Vec<SessionInfo>, Error> {
+        self.check()?;
+        self.inner.list()
+    }
+}
+
+#[test]
+fn key_updates_wait_for_a_failed_store_and_data_keeps_flowing() {
+    let suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+    let clock = Arc::new(ManualClock::new());
+    let flaky = Arc::new(Flaky::default());
+    let cc = Arc::new(
+        ClientConfig::new(
+            Identity::generate("client", suite).unwrap(),
+            Arc::new(AcceptAnyPeer),
+            Arc::new(SessionStore::in_memory().unwrap()),
+        )
+        .clock(clock.clone())
+        .update_policy(UpdatePolicy::manual()),
+    );
+    let sc = Arc::new(
+        ServerConfig::new(
+            Identity::generate("server", suite).unwrap(),
+            Arc::new(AcceptAnyPeer),
+            Arc::new(SessionStore::with_backend(flaky.clone())),
+        )
+        .clock(clock.clone())
+        .update_policy(UpdatePolicy::manual()),
+    );
+    let mut c = ClientConnection::new(cc).unwrap();
+    let mut s = ServerConnection::new(sc);
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!(c.epoch(), Some(1));
+
+    flaky.down.store(true, Ordering::SeqCst);
+    // Our own update: an error, nothing sent, the connection goes on.
+    let err = s.request_key_update().unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    assert_eq!(s.profile_state(), State::Synced);
+    // The peer's update: it waits; no EpochKeyUpdate leaves.
+    c.request_key_update().unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!(c.profile_state(), State::AwaitingEpochKeyUpdate);
+    assert_eq!(s.epoch(), Some(1));
+    // Data both ways, under epoch 1, with the store down.
+    for round in 0..3 {
+        let msg = format!("during {round}");
+        c.writer().write_all(msg.as_bytes()).unwrap();
+        s.writer().write_all(msg.as_bytes()).unwrap();
+        clock.advance(Duration::from_secs(3));
+        pump(&mut c, &mut s).unwrap();
+        s.handle_timeout(mls_tls::time::Clock::now(&*clock))
+            .unwrap();
+        assert_eq!(read_all(&mut s), msg.as_bytes());
+        assert_eq!(read_all(&mut c), msg.as_bytes());
+    }
+    assert_eq!(c.epoch(), Some(1));
+
+    // The store is back: the next try (a timer) applies the update.
+    flaky.down.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(10));
+    let deadline = s.poll_timeout().expect("a retry is scheduled");
+    s.handle_timeout(deadline).unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!((c.epoch(), s.epoch()), (Some(2), Some(2)));
+    assert_eq!(c.profile_state(), State::Synced);
+    // And updates work again, from either side.
+    s.request_key_update().unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!((c.epoch(), s.epoch()), (Some(3), Some(3)));
+    c.writer().write_all(b"after").unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!(read_all(&mut s), b"after");
+}
