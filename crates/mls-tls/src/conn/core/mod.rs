@@ -109,6 +109,11 @@ pub struct ConnectionCore {
     store_backoff: std::time::Duration,
     /// Our own key update could not be stored: not before this again.
     update_retry_at: Option<Instant>,
+    /// The epoch of the receive keys in use, and of the candidate: keys
+    /// for an epoch already received on are not installed again (the
+    /// engine repeats them when a waiting EpochKeyUpdate lands).
+    recv_epoch: Option<u64>,
+    candidate_epoch: Option<u64>,
 }
 
 /// How long a connection first waits before trying the session store
@@ -164,6 +169,8 @@ impl ConnectionCore {
             store_retry_at: None,
             store_backoff: STORE_RETRY,
             update_retry_at: None,
+            recv_epoch: None,
+            candidate_epoch: None,
         }
     }
 
@@ -264,28 +271,23 @@ impl ConnectionCore {
         if self.store_retry_at.is_some_and(|at| now < at) {
             return Ok(());
         }
-        match self.engine.retry_deferred(self.common.clock.system_time()) {
-            Ok(events) => {
-                tracing::info!(
-                    epoch = ?self.engine.epoch(),
-                    "session store back: the peer's key update is applied"
-                );
-                self.store_retry_at = None;
-                self.store_backoff = STORE_RETRY;
-                self.apply(events)
-            }
-            Err(Error::Store(why)) => {
-                self.store_backoff = (self.store_backoff * 2).min(STORE_RETRY_MAX);
-                tracing::warn!(
-                    error = %why,
-                    retry_in = ?self.store_backoff,
-                    "session store still unavailable"
-                );
-                self.store_retry_at = Some(now + self.store_backoff);
-                Ok(())
-            }
-            Err(e) => Err(e),
+        let events = self
+            .engine
+            .retry_deferred(self.common.clock.system_time())?;
+        self.apply(events)?;
+        if self.engine.has_deferred() {
+            self.store_backoff = (self.store_backoff * 2).min(STORE_RETRY_MAX);
+            tracing::warn!(retry_in = ?self.store_backoff, "session store still unavailable");
+            self.store_retry_at = Some(now + self.store_backoff);
+        } else {
+            tracing::info!(
+                epoch = ?self.engine.epoch(),
+                "session store back: the peer's waiting messages are applied"
+            );
+            self.store_retry_at = None;
+            self.store_backoff = STORE_RETRY;
         }
+        Ok(())
     }
 
     fn process_records(&mut self) -> Result<(), Error> {
@@ -311,6 +313,7 @@ impl ConnectionCore {
                 let had_candidate = self.opener.has_candidate();
                 let msg = self.opener.open(record)?;
                 if had_candidate && !self.opener.has_candidate() {
+                    self.recv_epoch = self.candidate_epoch.take();
                     self.joiner.check_key_change()?;
                 }
                 match msg.typ {
@@ -419,15 +422,23 @@ impl ConnectionCore {
                     self.last_update = self.common.clock.now();
                     self.bytes_since_update = 0;
                 }
+                // Already receiving under this epoch's keys (a candidate the
+                // peer moved to while its EpochKeyUpdate waited for the
+                // store): installing again would reset the sequence.
+                Event::InstallReceiveKeys(s) if self.recv_epoch == Some(s.epoch) => {}
                 Event::InstallReceiveKeys(s) => {
                     self.log_secret(&s, self.engine.side().peer());
                     self.joiner.check_key_change()?;
                     self.opener.install(s.secret.derive_keys(s.suite.aead())?)?;
+                    self.recv_epoch = Some(s.epoch);
+                    self.candidate_epoch = None;
                 }
+                Event::CandidateReceiveKeys(s) if self.recv_epoch == Some(s.epoch) => {}
                 Event::CandidateReceiveKeys(s) => {
                     self.log_secret(&s, self.engine.side().peer());
                     self.opener
                         .set_candidate(s.secret.derive_keys(s.suite.aead())?)?;
+                    self.candidate_epoch = Some(s.epoch);
                 }
                 Event::Established => {
                     self.early = match self.early {

@@ -498,12 +498,14 @@ impl Engine {
     /// Handles one received handshake message. On error the engine is
     /// closed; the stored session is kept or deleted as SPEC 8 says.
     ///
-    /// A peer's ConnectionUpdate that an established session cannot store
-    /// right now (the session store is unavailable: [`Error::Store`]) is
-    /// not an error: the session is rolled back, the message waits
-    /// ([`Engine::has_deferred`]) with any that follow it, and the caller
-    /// tries again with [`Engine::retry_deferred`]. Data keeps flowing
-    /// under the current keys meanwhile.
+    /// A peer's ConnectionUpdate or EpochKeyUpdate that an established
+    /// session cannot store right now (the session store is unavailable:
+    /// [`Error::Store`]) is not an error: the session is rolled back, the
+    /// message waits ([`Engine::has_deferred`]) with any that follow it,
+    /// and the caller tries again with [`Engine::retry_deferred`]. Data
+    /// keeps flowing meanwhile: under the current keys, and, after a
+    /// waiting EpochKeyUpdate, received under the new epoch's keys (a
+    /// candidate derived in memory from our pending commit).
     pub fn handle(&mut self, msg: HandshakeMessage, now: SystemTime) -> Result<Vec<Event>, Error> {
         if self.terminated {
             // The session was ended for good; the peer may not know yet.
@@ -523,9 +525,10 @@ impl Engine {
         !self.deferred.is_empty()
     }
 
-    /// Tries the waiting handshake messages again, in order. `Err` with
-    /// [`Error::Store`] while the store is still unavailable (they keep
-    /// waiting); any other error closes, as [`Engine::handle`]'s would.
+    /// Tries the waiting handshake messages again, in order, and returns
+    /// the events of those that landed; [`Engine::has_deferred`] says
+    /// whether some still wait (the store is still unavailable). Any other
+    /// error closes, as [`Engine::handle`]'s would.
     pub fn retry_deferred(&mut self, now: SystemTime) -> Result<Vec<Event>, Error> {
         let mut events = Vec::new();
         while let Some(msg) = self.deferred.pop_front() {
@@ -533,9 +536,7 @@ impl Engine {
             events.extend(self.handle_now(msg, now)?);
             if self.deferred.len() > waiting {
                 // Deferred again: the store is still away.
-                return Err(Error::Store(
-                    "the session store is still unavailable; the peer's key update waits".into(),
-                ));
+                break;
             }
         }
         Ok(events)
@@ -577,16 +578,27 @@ impl Engine {
         };
         match result {
             Err(Error::Store(why))
-                if msg.typ == HandshakeType::ConnectionUpdate && self.is_live_established() =>
+                if matches!(
+                    msg.typ,
+                    HandshakeType::ConnectionUpdate | HandshakeType::EpochKeyUpdate
+                ) && self.is_live_established() =>
             {
                 // Rolled back: nothing stored, nothing sent (SPEC 10).
                 tracing::warn!(
                     session = ?self.session_id().map(ToString::to_string),
+                    message = ?msg.typ,
                     error = %why,
-                    "session store unavailable: the peer's key update waits and is tried again"
+                    "session store unavailable: the peer's message waits and is tried again"
                 );
+                // The peer sends under our pending commit's epoch right
+                // after its EpochKeyUpdate: receive it (a candidate, from
+                // memory), while we keep sending under the current keys.
+                let events = match msg.typ {
+                    HandshakeType::EpochKeyUpdate => self.pending_receive_keys()?,
+                    _ => Vec::new(),
+                };
                 self.deferred.push_front(msg);
-                Ok(Vec::new())
+                Ok(events)
             }
             Err(e) => {
                 // A kept session is still ours (SPEC 8): `terminate` may
@@ -597,6 +609,25 @@ impl Engine {
             }
             ok => ok,
         }
+    }
+
+    /// The receive keys of the epoch our pending commit leads to, as a
+    /// candidate.
+    fn pending_receive_keys(&self) -> Result<Vec<Event>, Error> {
+        let Some(live) = self.live() else {
+            return Ok(Vec::new());
+        };
+        let a = &live.session;
+        let Some(staged) = a.group.pending_commit() else {
+            return Ok(Vec::new());
+        };
+        let secrets = export_staged(staged, &a.crypto, a.meta.suite)?;
+        let (_, receive) = split(secrets, self.side);
+        Ok(vec![Event::CandidateReceiveKeys(EpochSecret {
+            epoch: a.group.epoch().as_u64() + 1,
+            suite: a.meta.suite,
+            secret: receive,
+        })])
     }
 
     /// Whether a live session is established on this connection.
