@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use common::{classical, Sim};
+use common::{classical, Item, Sim};
 use mls_tls::alert::AlertDescription;
 use mls_tls::credentials::{
     AcceptAnyPeer, Identity, PeerAuth, PeerIdentity, PeerRejected, PeerVerifier, VerifyContext,
@@ -384,4 +384,41 @@ impl SessionBackend for Forged {
     fn list(&self) -> Result<Vec<SessionInfo>, Error> {
         self.memory.list()
     }
+}
+
+/// While the store is away, what waits is bounded: a peer that keeps
+/// sending handshake messages behind the waiting one gets
+/// unexpected_message once the queue is full (SPEC 9a: no unbounded
+/// growth), and the connection closes with the session kept.
+#[test]
+fn messages_waiting_for_the_store_are_bounded() {
+    let (c, _) = blob_config("client");
+    let (s, server_blobs) = blob_config("server");
+    let mut sim = Sim::with_configs(c, s);
+    sim.handshake();
+    let id = sim.session.clone().unwrap();
+    server_blobs.failing.store(true, Ordering::SeqCst);
+    sim.update(true);
+    let cu = match sim.to_server.front() {
+        Some((_, Item::Handshake(m))) => m.clone(),
+        _ => panic!("the ConnectionUpdate is in flight"),
+    };
+    sim.step(true).unwrap();
+    assert!(sim.server.engine.has_deferred());
+    let mut refused = None;
+    for n in 0..100 {
+        if let Err(e) = sim.server.engine.handle(cu.clone(), sim.now) {
+            refused = Some((n, e));
+            break;
+        }
+    }
+    let (n, err) = refused.expect("the queue is bounded");
+    assert!(n < 10, "{n} messages queued");
+    assert_eq!(
+        err.alert(),
+        Some(mls_tls::alert::AlertDescription::UnexpectedMessage)
+    );
+    assert_eq!(sim.server.engine.state(), State::Closed);
+    server_blobs.failing.store(false, Ordering::SeqCst);
+    assert!(server_blobs.load(&id).unwrap().is_some(), "session kept");
 }

@@ -107,8 +107,10 @@ pub struct ConnectionCore {
     /// again, and the wait after the next failure.
     store_retry_at: Option<Instant>,
     store_backoff: std::time::Duration,
-    /// Our own key update could not be stored: not before this again.
+    /// Our own key update could not be stored: not before this again,
+    /// and the wait after the next failure.
     update_retry_at: Option<Instant>,
+    update_backoff: std::time::Duration,
     /// The epoch of the receive keys in use, and of the candidate: keys
     /// for an epoch already received on are not installed again (the
     /// engine repeats them when a waiting EpochKeyUpdate lands).
@@ -169,6 +171,7 @@ impl ConnectionCore {
             store_retry_at: None,
             store_backoff: STORE_RETRY,
             update_retry_at: None,
+            update_backoff: STORE_RETRY,
             recv_epoch: None,
             candidate_epoch: None,
         }
@@ -557,13 +560,19 @@ impl ConnectionCore {
                 Err(Error::Store(why)) => {
                     // Nothing stored, nothing sent (SPEC 10): data goes on
                     // under the current keys, and the update is tried again.
-                    tracing::warn!(error = %why, "session store unavailable: key update postponed");
-                    self.update_retry_at = Some(now + STORE_RETRY);
+                    tracing::warn!(
+                        error = %why,
+                        retry_in = ?self.update_backoff,
+                        "session store unavailable: key update postponed"
+                    );
+                    self.update_retry_at = Some(now + self.update_backoff);
+                    self.update_backoff = (self.update_backoff * 2).min(STORE_RETRY_MAX);
                     return Ok(());
                 }
                 Err(e) => return Err(e),
             };
             self.update_retry_at = None;
+            self.update_backoff = STORE_RETRY;
             // Until the update is confirmed the counters keep running; do
             // not ask again for the same reason.
             self.bytes_since_update = 0;
@@ -697,6 +706,8 @@ impl ConnectionCore {
         if !self.sent_close {
             self.sent_close = true;
             self.pending.clear();
+            // A waiting ConnectionUpdate could never be confirmed now.
+            self.engine.drop_deferred_updates();
             self.send_alert(Alert::CLOSE_NOTIFY);
         }
     }

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use super::ConnectionCore;
 use crate::error::Error;
-use crate::profile::engine::State;
 
 /// However the peer progresses, an update must be confirmed within this
 /// many confirmation timeouts after it left.
@@ -85,7 +84,8 @@ impl ConnectionCore {
 
     /// Forgets the confirmation timer once no update of ours is pending.
     pub(super) fn track_update(&mut self) {
-        if self.engine.state() != State::AwaitingEpochKeyUpdate || self.peer_closed {
+        // A confirmation that arrived and waits for the store is one.
+        if !self.engine.awaits_confirmation() || self.peer_closed {
             self.update_ends_at = None;
             self.update_sent = None;
             self.peer_progress = None;

@@ -66,6 +66,10 @@ impl ProfileConfig {
     }
 }
 
+/// Most handshake messages that wait for the session store: the one that
+/// could not be stored and what an honest peer may send behind it.
+const MAX_DEFERRED: usize = 4;
+
 /// One direction's traffic secret for one epoch, to install in the record
 /// layer.
 #[derive(Debug)]
@@ -513,6 +517,16 @@ impl Engine {
             return Ok(Vec::new());
         }
         if !self.deferred.is_empty() {
+            if self.deferred.len() >= MAX_DEFERRED {
+                // An honest peer sends at most one more (its next update
+                // after its EpochKeyUpdate): bounded memory (SPEC 9a).
+                self.close(true);
+                return Err(PeerMisbehaved::UnexpectedHandshake {
+                    message: msg.typ,
+                    state: "waiting for the session store",
+                }
+                .into());
+            }
             // The peer's order holds: behind the message that waits.
             self.deferred.push_back(msg);
             return Ok(Vec::new());
@@ -525,12 +539,35 @@ impl Engine {
         !self.deferred.is_empty()
     }
 
+    /// Whether our own update still waits for the peer's confirmation: in
+    /// Awaiting EpochKeyUpdate, and the confirmation is not already here
+    /// waiting for the store.
+    pub fn awaits_confirmation(&self) -> bool {
+        self.state() == State::AwaitingEpochKeyUpdate
+            && !self
+                .deferred
+                .iter()
+                .any(|m| m.typ == HandshakeType::EpochKeyUpdate)
+    }
+
+    /// Drops the peer's waiting ConnectionUpdates: after our close_notify
+    /// they could never be confirmed (SPEC 9), as one arriving then is
+    /// ignored.
+    pub fn drop_deferred_updates(&mut self) {
+        self.deferred
+            .retain(|m| m.typ != HandshakeType::ConnectionUpdate);
+    }
+
     /// Tries the waiting handshake messages again, in order, and returns
     /// the events of those that landed; [`Engine::has_deferred`] says
     /// whether some still wait (the store is still unavailable). Any other
     /// error closes, as [`Engine::handle`]'s would.
     pub fn retry_deferred(&mut self, now: SystemTime) -> Result<Vec<Event>, Error> {
         let mut events = Vec::new();
+        if self.terminated {
+            self.deferred.clear();
+            return Ok(events);
+        }
         while let Some(msg) = self.deferred.pop_front() {
             let waiting = self.deferred.len();
             events.extend(self.handle_now(msg, now)?);
@@ -657,6 +694,7 @@ impl Engine {
     pub fn terminate(&mut self) -> Result<(), Error> {
         self.close(true);
         self.terminated = true;
+        self.deferred.clear();
         let Phase::Closed(Some(ended)) = &mut self.phase else {
             return Ok(());
         };
