@@ -52,13 +52,13 @@ impl KeyLogFile {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl KeyLog for KeyLogFile {
     fn log(&self, label: &str, group_id: &[u8], epoch: u64, secret: &[u8]) {
-        let line = format!("{label} {} {epoch} {}\n", hex(group_id), hex(secret));
+        let line = format!(
+            "{label} {} {epoch} {}\n",
+            hex::encode(group_id),
+            hex::encode(secret)
+        );
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         // A key log is a debugging aid: a failed write must not break the
         // connection.

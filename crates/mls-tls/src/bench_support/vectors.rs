@@ -144,19 +144,19 @@ fn generate_value(suite: CipherSuite) -> Result<Value, Error> {
         let (ck, sk) = (cs.derive_keys(aead)?, ss.derive_keys(aead)?);
         let mut row = json!({
             "epoch": epoch,
-            "client_traffic_secret": hex(cs.secret_bytes()),
-            "server_traffic_secret": hex(ss.secret_bytes()),
-            "client_key": hex(ck.key()),
-            "client_iv": hex(ck.iv()),
-            "server_key": hex(sk.key()),
-            "server_iv": hex(sk.iv()),
+            "client_traffic_secret": hex::encode(cs.secret_bytes()),
+            "server_traffic_secret": hex::encode(ss.secret_bytes()),
+            "client_key": hex::encode(ck.key()),
+            "client_iv": hex::encode(ck.iv()),
+            "server_key": hex::encode(sk.key()),
+            "server_iv": hex::encode(sk.iv()),
         });
         if let Some(value) = exporters.get(&epoch) {
             row["exporter"] = json!({
                 "label": EXPORTER_LABEL,
-                "context": hex(EXPORTER_CONTEXT),
+                "context": hex::encode(EXPORTER_CONTEXT),
                 "length": EXPORTER_LEN,
-                "value": hex(value),
+                "value": hex::encode(value),
             });
         }
         epoch_rows.push(row);
@@ -182,10 +182,10 @@ fn generate_value(suite: CipherSuite) -> Result<Value, Error> {
         "randomness": "not seeded (the crypto providers draw from the operating system): check the vectors, do not expect to regenerate them byte for byte",
         "cipher_suite": suite.code_point(),
         "cipher_suite_name": suite.name(),
-        "group_id": hex(&id.0),
+        "group_id": hex::encode(&id.0),
         "client": {
-            "init_priv": hex(&keys.private_init_key),
-            "encryption_priv": hex(&keys.private_encryption_key.key),
+            "init_priv": hex::encode(&*keys.private_init_key),
+            "encryption_priv": hex::encode(&*keys.private_encryption_key.key),
         },
         "epochs": epoch_rows,
         "connections": connections,
@@ -267,8 +267,8 @@ fn connection(
                 "epoch": epoch,
                 "sequence": sequence,
                 "content_type": typ.to_u8(),
-                "content": hex(&content),
-                "record": hex(rec),
+                "content": hex::encode(&content),
+                "record": hex::encode(rec),
             }));
             if typ == ContentType::Handshake {
                 joiner.push(&content)?;
@@ -279,7 +279,7 @@ fn connection(
                         "record_epoch": epoch,
                         "type": handshake_name(m.typ),
                         "msg_type": m.typ.to_u8(),
-                        "message": hex(&m.encode()),
+                        "message": hex::encode(m.encode()),
                     }));
                 }
             }
@@ -297,8 +297,4 @@ fn handshake_name(t: HandshakeType) -> &'static str {
         HandshakeType::ResumptionRequest => "resumption_request",
         HandshakeType::ResumptionResponse => "resumption_response",
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -29,7 +29,7 @@ impl Identity {
         format!(
             "{TAG} {} {} {}",
             self.suite().name(),
-            hex(self.public_key()),
+            hex::encode(self.public_key()),
             String::from_utf8_lossy(self.name())
         )
     }
@@ -84,7 +84,8 @@ impl PinnedKeys {
             suite
                 .parse::<CipherSuite>()
                 .map_err(|e| at(&format!("{e}")))?;
-            let key = unhex(key)
+            let key = hex::decode(key)
+                .ok()
                 .filter(|k| !k.is_empty())
                 .ok_or_else(|| at("the key is not hex"))?;
             let name = parts.next().map(str::trim).filter(|n| !n.is_empty());
@@ -99,20 +100,6 @@ impl PinnedKeys {
         }
         Ok(pins)
     }
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ impl PeerIdentity {
     /// The first 8 bytes of the signature public key in hex, then `…`:
     /// enough to match the key's line in a trust file by eye.
     pub fn key_fingerprint(&self) -> String {
-        let hex = super::trust_file::hex(&self.signature_key);
+        let hex = hex::encode(&self.signature_key);
         format!("{}\u{2026}", hex.get(..16).unwrap_or(&hex))
     }
 
