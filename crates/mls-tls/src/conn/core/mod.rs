@@ -7,6 +7,7 @@ use std::time::Instant;
 
 mod timers;
 
+use self::timers::StoreRetry;
 pub use self::timers::CONFIRM_CAP;
 use super::buffer::ByteQueue;
 use super::config::CommonConfig;
@@ -105,26 +106,16 @@ pub struct ConnectionCore {
     last_peek: Option<(Instant, u64)>,
     /// The peer's key update waits for the session store: when to try
     /// again, and the wait after the next failure.
-    store_retry_at: Option<Instant>,
-    store_backoff: std::time::Duration,
+    store_retry: StoreRetry,
     /// Our own key update could not be stored: not before this again,
     /// and the wait after the next failure.
-    update_retry_at: Option<Instant>,
-    update_backoff: std::time::Duration,
+    update_retry: StoreRetry,
     /// The epoch of the receive keys in use, and of the candidate: keys
     /// for an epoch already received on are not installed again (the
     /// engine repeats them when a waiting EpochKeyUpdate lands).
     recv_epoch: Option<u64>,
     candidate_epoch: Option<u64>,
 }
-
-/// How long a connection first waits before trying the session store
-/// again after it failed (the store is down or unreachable); the wait
-/// doubles with each failure up to [`STORE_RETRY_MAX`].
-pub(crate) const STORE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
-/// The longest wait between tries of an unavailable session store: one
-/// try costs the store's own timeout when the database does not answer.
-pub(crate) const STORE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(8);
 
 impl core::fmt::Debug for ConnectionCore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -168,10 +159,8 @@ impl ConnectionCore {
             update_sent: None,
             peer_progress: None,
             last_peek: None,
-            store_retry_at: None,
-            store_backoff: STORE_RETRY,
-            update_retry_at: None,
-            update_backoff: STORE_RETRY,
+            store_retry: StoreRetry::new(),
+            update_retry: StoreRetry::new(),
             recv_epoch: None,
             candidate_epoch: None,
         }
@@ -268,10 +257,10 @@ impl ConnectionCore {
     /// (the session store failed; see `Engine::handle`).
     fn retry_store(&mut self, now: Instant) -> Result<(), Error> {
         if !self.engine.has_deferred() {
-            self.store_retry_at = None;
+            self.store_retry.clear();
             return Ok(());
         }
-        if self.store_retry_at.is_some_and(|at| now < at) {
+        if self.store_retry.waiting(now) {
             return Ok(());
         }
         let events = self
@@ -279,16 +268,14 @@ impl ConnectionCore {
             .retry_deferred(self.common.clock.system_time())?;
         self.apply(events)?;
         if self.engine.has_deferred() {
-            self.store_backoff = (self.store_backoff * 2).min(STORE_RETRY_MAX);
-            tracing::warn!(retry_in = ?self.store_backoff, "session store still unavailable");
-            self.store_retry_at = Some(now + self.store_backoff);
+            let retry_in = self.store_retry.failed(now);
+            tracing::warn!(?retry_in, "session store still unavailable");
         } else {
             tracing::info!(
                 epoch = ?self.engine.epoch(),
                 "session store back: the peer's waiting messages are applied"
             );
-            self.store_retry_at = None;
-            self.store_backoff = STORE_RETRY;
+            self.store_retry = StoreRetry::new();
         }
         Ok(())
     }
@@ -363,8 +350,8 @@ impl ConnectionCore {
                     }
                     let events = self.engine.handle(m, now)?;
                     self.apply(events)?;
-                    if self.engine.has_deferred() && self.store_retry_at.is_none() {
-                        self.store_retry_at = Some(self.common.clock.now() + STORE_RETRY);
+                    if self.engine.has_deferred() && self.store_retry.at().is_none() {
+                        self.store_retry.failed(self.common.clock.now());
                     }
                 }
             }
@@ -545,7 +532,7 @@ impl ConnectionCore {
     /// Starts a key update when the policy or the usage limit asks (SPEC 7).
     fn maybe_update(&mut self) -> Result<(), Error> {
         let now = self.common.clock.now();
-        if !self.may_start_update() || self.update_retry_at.is_some_and(|at| now < at) {
+        if !self.may_start_update() || self.update_retry.waiting(now) {
             return Ok(());
         }
         let policy = self.common.update_policy;
@@ -560,19 +547,17 @@ impl ConnectionCore {
                 Err(Error::Store(why)) => {
                     // Nothing stored, nothing sent (SPEC 10): data goes on
                     // under the current keys, and the update is tried again.
+                    let retry_in = self.update_retry.failed(now);
                     tracing::warn!(
                         error = %why,
-                        retry_in = ?self.update_backoff,
+                        ?retry_in,
                         "session store unavailable: key update postponed"
                     );
-                    self.update_retry_at = Some(now + self.update_backoff);
-                    self.update_backoff = (self.update_backoff * 2).min(STORE_RETRY_MAX);
                     return Ok(());
                 }
                 Err(e) => return Err(e),
             };
-            self.update_retry_at = None;
-            self.update_backoff = STORE_RETRY;
+            self.update_retry = StoreRetry::new();
             // Until the update is confirmed the counters keep running; do
             // not ask again for the same reason.
             self.bytes_since_update = 0;

@@ -1,7 +1,7 @@
 //! Timers and buffer limits of a connection (SPEC 7, 9a): the deadlines
 //! it reports and judges, and how much it holds in either direction.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::ConnectionCore;
 use crate::error::Error;
@@ -30,7 +30,7 @@ impl ConnectionCore {
         if self.is_handshaking() {
             return Some(self.started + self.common.handshake_timeout);
         }
-        let retry = self.store_retry_at.filter(|_| self.engine.has_deferred());
+        let retry = self.store_retry.at().filter(|_| self.engine.has_deferred());
         let Some(sent) = self.update_sent else {
             return retry;
         };
@@ -154,5 +154,54 @@ impl ConnectionCore {
     /// (64 KiB).
     pub fn set_buffer_limit(&mut self, limit: Option<usize>) {
         self.common.send_buffer_limit = limit;
+    }
+}
+
+/// How long a connection first waits before trying the session store
+/// again after it failed (the store is down or unreachable); the wait
+/// doubles with each failure up to [`STORE_RETRY_MAX`].
+const STORE_RETRY: Duration = Duration::from_secs(1);
+/// The longest wait between tries of an unavailable session store: one
+/// try costs the store's own timeout when the database does not answer.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(8);
+
+/// When to try an unavailable session store again: the first wait is
+/// [`STORE_RETRY`], and each failure doubles it up to [`STORE_RETRY_MAX`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StoreRetry {
+    at: Option<Instant>,
+    wait: Duration,
+}
+
+impl StoreRetry {
+    pub(super) fn new() -> Self {
+        Self {
+            at: None,
+            wait: STORE_RETRY,
+        }
+    }
+
+    /// The store failed at `now`: the next try is due after the current
+    /// wait, which then doubles. Returns that wait.
+    pub(super) fn failed(&mut self, now: Instant) -> Duration {
+        let wait = self.wait;
+        self.at = Some(now + wait);
+        self.wait = (wait * 2).min(STORE_RETRY_MAX);
+        wait
+    }
+
+    /// Nothing is due any more (the wait is kept for the next failure).
+    pub(super) fn clear(&mut self) {
+        self.at = None;
+    }
+
+    /// Whether the next try is not due yet at `now`.
+    pub(super) fn waiting(&self, now: Instant) -> bool {
+        self.at.is_some_and(|at| now < at)
+    }
+
+    /// When the next try is due, if one is.
+    pub(super) fn at(&self) -> Option<Instant> {
+        self.at
     }
 }
