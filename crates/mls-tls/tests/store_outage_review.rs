@@ -1,8 +1,8 @@
 //! Review 15 (hostile review of ae0d5fe + b87c2d7, store outage): key
-//! updates that wait for an unavailable session store. Every test here
-//! failed on b87c2d7 and names the problem it guards against; the two
-//! lost-acknowledgement tests still fail and are ignored, with the reason
-//! (issue 15 stays open for them).
+//! updates that wait for an unavailable session store. Every `bug_` test
+//! here failed on b87c2d7 and names the problem it guards against. The
+//! `lost_acknowledgement` tests at the end cover the whole kind of the last
+//! two: a save that committed although the backend reported a failure.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -256,7 +256,6 @@ fn bug_terminate_leaves_deferred_messages_that_are_retried_later() {
 /// the failure is a timeout after COMMIT, the common failure of a remote
 /// database.
 #[test]
-#[ignore = "open (issue 15): a save whose acknowledgement was lost is rolled back, and the retry finds the store one version ahead (Superseded); fix: retry the save, not the step"]
 fn bug_a_save_that_committed_but_reported_failure_ends_the_connection() {
     let mut t = setup();
     t.flaky.lie.store(true, Ordering::SeqCst);
@@ -366,7 +365,6 @@ fn bug_our_postponed_update_retries_the_store_every_second() {
 /// stored at the next version while memory rolled back. The next try ends
 /// the connection with Superseded.
 #[test]
-#[ignore = "open (issue 15): a save whose acknowledgement was lost is rolled back, and the retry finds the store one version ahead (Superseded); fix: retry the save, not the step"]
 fn bug_our_update_after_a_lost_acknowledgement_ends_the_connection() {
     let mut t = setup();
     t.flaky.lie.store(true, Ordering::SeqCst);
@@ -378,4 +376,130 @@ fn bug_our_update_after_a_lost_acknowledgement_ends_the_connection() {
             .and_then(|_| pump(&mut t.c, &mut t.s));
     assert!(r.is_ok(), "the second try: {r:?}");
     assert_eq!((t.c.epoch(), t.s.epoch()), (Some(2), Some(2)));
+}
+
+/// The store's record of the server's one session.
+fn stored_version(t: &Setup) -> Option<u64> {
+    let id = t.s.session_id().unwrap().clone();
+    t.flaky.inner.load(&id).unwrap().map(|r| r.version)
+}
+
+/// The peer's EpochKeyUpdate for our update: its save is acknowledged as
+/// failed but landed, and the store goes down for the first retries. The
+/// retries find out, the update completes, data flows both ways.
+#[test]
+fn lost_acknowledgement_of_the_epoch_key_update_is_recovered() {
+    let mut t = setup();
+    let v = stored_version(&t).unwrap();
+    t.s.request_key_update().unwrap();
+    feed(&mut t.c, &take(&mut t.s)).unwrap();
+    let eku = take(&mut t.c);
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    feed(&mut t.s, &eku).unwrap();
+    assert_eq!(t.s.profile_state(), State::AwaitingEpochKeyUpdate);
+    // The update's commit (v + 1) and the EpochKeyUpdate's save (v + 2).
+    assert_eq!(stored_version(&t), Some(v + 2), "the save landed");
+    t.flaky.down.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        t.clock.advance(Duration::from_secs(8));
+        t.s.handle_timeout(t.clock.now()).unwrap();
+    }
+    assert_eq!(t.s.profile_state(), State::AwaitingEpochKeyUpdate);
+    t.flaky.down.store(false, Ordering::SeqCst);
+    t.clock.advance(Duration::from_secs(8));
+    t.s.handle_timeout(t.clock.now()).unwrap();
+    assert_eq!(t.s.profile_state(), State::Synced);
+    // The retry replaced our own unacknowledged write.
+    assert_eq!(stored_version(&t), Some(v + 3));
+    t.c.writer().write_all(b"to server").unwrap();
+    t.s.writer().write_all(b"to client").unwrap();
+    pump(&mut t.c, &mut t.s).unwrap();
+    assert_eq!(read_all(&mut t.s), b"to server");
+    assert_eq!(read_all(&mut t.c), b"to client");
+    assert_eq!((t.c.epoch(), t.s.epoch()), (Some(2), Some(2)));
+}
+
+/// Ending the session for good after a lost acknowledgement deletes it
+/// at the version that landed: nothing is left behind in the store. While
+/// the store cannot say, `terminate` fails and a retry deletes.
+#[test]
+fn lost_acknowledgement_then_terminate_deletes_the_landed_version() {
+    let mut t = setup();
+    let v = stored_version(&t).unwrap();
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    assert!(matches!(t.s.request_key_update(), Err(Error::Store(_))));
+    assert_eq!(stored_version(&t), Some(v + 1), "the save landed");
+    t.flaky.down.store(true, Ordering::SeqCst);
+    assert!(matches!(t.s.terminate(), Err(Error::Store(_))));
+    t.flaky.down.store(false, Ordering::SeqCst);
+    t.s.terminate().unwrap();
+    assert_eq!(
+        t.flaky.inner.list().unwrap().len(),
+        0,
+        "the terminated session must be gone"
+    );
+}
+
+/// A lost acknowledgement never lets us overwrite what another
+/// connection did meanwhile (here: it ended the session).
+#[test]
+fn lost_acknowledgement_after_another_connection_moved_on_is_superseded() {
+    let mut t = setup();
+    let id = t.s.session_id().unwrap().clone();
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    assert!(matches!(t.s.request_key_update(), Err(Error::Store(_))));
+    assert!(t.flaky.inner.delete(&id).unwrap());
+    let err = t.s.request_key_update().unwrap_err();
+    assert!(matches!(err, Error::Superseded), "{err:?}");
+    assert!(
+        t.flaky.inner.load(&id).unwrap().is_none(),
+        "the ended session was written again"
+    );
+}
+
+/// The connection dies while the peer's ConnectionUpdate waits after a
+/// lost acknowledgement: the store holds the landed epoch, the client
+/// still waits for its EpochKeyUpdate. The resumption reconciles them
+/// (SPEC 8), as after a crash between save and send.
+#[test]
+fn lost_acknowledgement_then_a_cut_resumes() {
+    let mut t = setup();
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    t.c.request_key_update().unwrap();
+    pump(&mut t.c, &mut t.s).unwrap();
+    assert_eq!(t.c.profile_state(), State::AwaitingEpochKeyUpdate);
+    let id = t.c.session_id().unwrap().clone();
+    drop((t.c, t.s));
+    let mut c2 = ClientConnection::resume(t.cc.clone(), &id).unwrap();
+    let mut s2 = ServerConnection::new(t.sc.clone());
+    pump(&mut c2, &mut s2).unwrap();
+    c2.writer().write_all(b"after the cut").unwrap();
+    pump(&mut c2, &mut s2).unwrap();
+    assert_eq!(read_all(&mut s2), b"after the cut");
+    assert_eq!(c2.epoch(), s2.epoch());
+    assert_eq!(c2.profile_state(), State::Synced);
+}
+
+/// The responder's save of a resumption is acknowledged as failed but
+/// landed: that resumption fails loudly, and the client's next try
+/// resumes from what landed.
+#[test]
+fn lost_acknowledgement_of_a_resumption_then_the_retry_resumes() {
+    let t = setup();
+    let id = t.c.session_id().unwrap().clone();
+    drop((t.c, t.s));
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    let mut c2 = ClientConnection::resume(t.cc.clone(), &id).unwrap();
+    let mut s2 = ServerConnection::new(t.sc.clone());
+    let err = feed(&mut s2, &take(&mut c2)).unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    drop((c2, s2));
+    let mut c3 = ClientConnection::resume(t.cc.clone(), &id).unwrap();
+    let mut s3 = ServerConnection::new(t.sc.clone());
+    pump(&mut c3, &mut s3).unwrap();
+    c3.writer().write_all(b"resumed").unwrap();
+    pump(&mut c3, &mut s3).unwrap();
+    assert_eq!(read_all(&mut s3), b"resumed");
+    assert_eq!(c3.epoch(), s3.epoch());
+    assert_eq!(c3.profile_state(), State::Synced);
 }

@@ -58,6 +58,7 @@ impl Engine {
             })),
             terminated: false,
             deferred: Default::default(),
+            in_doubt: None,
         };
         let hello = HandshakeMessage::new(HandshakeType::ClientHello, body);
         Ok((engine, vec![Event::Send(hello)]))
@@ -71,6 +72,7 @@ impl Engine {
             phase: Phase::AwaitingClientHello,
             terminated: false,
             deferred: Default::default(),
+            in_doubt: None,
         }
     }
 

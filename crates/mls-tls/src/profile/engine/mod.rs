@@ -308,6 +308,9 @@ pub struct Engine {
     /// The peer's handshake messages waiting for the session store, in
     /// order (see [`Engine::handle`]).
     deferred: std::collections::VecDeque<HandshakeMessage>,
+    /// The last save failed but may have committed (see
+    /// [`transition::InDoubt`]); resolved by the next save or `terminate`.
+    in_doubt: Option<transition::InDoubt>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -699,10 +702,20 @@ impl Engine {
             return Ok(());
         };
         if ended.owned {
-            let deleted = self
-                .config
-                .store
-                .delete_at_version(&ended.id, ended.version)?;
+            let store = &self.config.store;
+            let version = match &self.in_doubt {
+                None => Some(ended.version),
+                Some(doubt) => match doubt.resolve(store, &ended.id, ended.version)? {
+                    transition::Outcome::Lost => Some(ended.version),
+                    transition::Outcome::Landed => Some(doubt.version()),
+                    transition::Outcome::Superseded => None,
+                },
+            };
+            self.in_doubt = None;
+            let deleted = match version {
+                Some(version) => store.delete_at_version(&ended.id, version)?,
+                None => false,
+            };
             ended.owned = false;
             if deleted {
                 info!(session = %ended.id, "session terminated and deleted");

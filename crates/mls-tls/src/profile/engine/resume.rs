@@ -51,6 +51,7 @@ impl Engine {
             })),
             terminated: false,
             deferred: Default::default(),
+            in_doubt: None,
         };
         let (message, epoch, early_data, secrets, suite) =
             engine.transition(now, |a, provider| {

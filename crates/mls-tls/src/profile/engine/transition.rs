@@ -103,6 +103,21 @@ impl Engine {
         };
         let provisional = matches!(live.standing, Standing::Provisional);
         let (active, group_db) = (&mut live.session, &mut live.db);
+        if let Some(doubt) = self.in_doubt.take() {
+            // The last save's outcome is unknown: find out before the next.
+            match doubt.resolve(&store, &active.meta.id, active.meta.version) {
+                Ok(Outcome::Lost) => {}
+                // Our own write, never followed by a send: the store is one
+                // version ahead of memory. This step replaces it (SPEC 10:
+                // as after a crash between save and send).
+                Ok(Outcome::Landed) => active.meta.version = doubt.version,
+                Ok(Outcome::Superseded) => return Err(Closing::Close(Error::Superseded)),
+                Err(e) => {
+                    self.in_doubt = Some(doubt);
+                    return Err(Closing::Keep(e));
+                }
+            }
+        }
         let db = match group_db.open(&store, &active.meta.id, active.meta.version) {
             Ok(db) => db,
             Err(Error::Superseded) => return Err(Closing::Close(Error::Superseded)),
@@ -135,7 +150,14 @@ impl Engine {
                         meta: active.meta.clone(),
                         group,
                     };
-                    store.save(&session, Precondition::Version(before.version))
+                    store
+                        .save(&session, Precondition::Version(before.version))
+                        .inspect_err(|_| {
+                            // A failed save may still have committed (its
+                            // acknowledgement lost): the next transition or
+                            // `terminate` asks the store which.
+                            self.in_doubt = Some(InDoubt::of(&session));
+                        })
                 });
                 match saved {
                     Ok(true) => Ok(r),
@@ -197,6 +219,65 @@ impl Engine {
             }
         }
     }
+}
+
+/// A save the store reported as failed, which may have committed anyway
+/// (a timeout or a reset after COMMIT). Only a digest of the record is
+/// kept, never its secrets. Nothing was sent after it, so if it landed it
+/// is our own unsent state, which the next save may replace.
+pub(super) struct InDoubt {
+    /// The version the save would have written.
+    version: u64,
+    /// SHA-256 of the record's encoding.
+    digest: [u8; 32],
+}
+
+/// What became of a save in doubt.
+pub(super) enum Outcome {
+    /// The store is still at the version before it.
+    Lost,
+    /// The store holds exactly the record it wrote.
+    Landed,
+    /// The store holds something else: another connection moved on.
+    Superseded,
+}
+
+impl InDoubt {
+    fn of(session: &StoredSession) -> Self {
+        Self {
+            version: session.meta.version,
+            digest: digest(session),
+        }
+    }
+
+    /// Asks the store: `before` is the version memory is at. A store
+    /// error is returned as is; the question stays open.
+    pub(super) fn resolve(
+        &self,
+        store: &SessionStore,
+        id: &SessionId,
+        before: u64,
+    ) -> Result<Outcome, Error> {
+        Ok(match store.load(id)? {
+            Some(s) if s.meta.version == before => Outcome::Lost,
+            Some(s) if s.meta.version == self.version && digest(&s) == self.digest => {
+                Outcome::Landed
+            }
+            _ => Outcome::Superseded,
+        })
+    }
+
+    /// The version the store is at if the save landed.
+    pub(super) fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+fn digest(session: &StoredSession) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &session.to_bytes());
+    let mut out = [0; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 /// A failed transition, and whether the engine must close at once (its
