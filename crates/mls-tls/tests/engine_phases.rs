@@ -22,7 +22,9 @@ use mls_tls::store::SessionBackend;
 use mls_tls::store::SessionStore;
 use mls_tls::time::{Clock, ManualClock};
 
+mod faulty;
 mod wire;
+use faulty::Faulty;
 use wire::{feed, pump, read_all, take};
 
 const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
@@ -406,71 +408,10 @@ fn peer_close_during_resumption_keeps_the_request() {
 // ---------------------------------------------------------------------
 
 mod flaky {
-    use std::collections::HashMap;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Mutex;
     use std::time::SystemTime;
 
     use mls_tls::credentials::{PeerAuth, PeerIdentity, PeerRejected, PeerVerifier, VerifyContext};
-    use mls_tls::error::Error;
-    use mls_tls::store::{Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord};
-
-    #[derive(Default)]
-    pub struct Blobs {
-        pub map: Mutex<HashMap<SessionId, Vec<u8>>>,
-        pub failing: AtomicBool,
-        pub failing_delete: AtomicBool,
-        pub loads_left: Mutex<Option<u32>>,
-    }
-
-    impl SessionBackend for Blobs {
-        fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
-            if let Some(n) = self.loads_left.lock().unwrap().as_mut() {
-                if *n == 0 {
-                    return Err(Error::Store("database unreachable".into()));
-                }
-                *n -= 1;
-            }
-            let map = self.map.lock().unwrap();
-            map.get(id)
-                .map(|b| SessionRecord::from_bytes(b))
-                .transpose()
-        }
-
-        fn save(&self, s: &SessionRecord, pre: Precondition) -> Result<bool, Error> {
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(Error::Store("disk full".into()));
-            }
-            let mut map = self.map.lock().unwrap();
-            let current = map
-                .get(s.id())
-                .map(|b| SessionRecord::from_bytes(b))
-                .transpose()?;
-            let holds = match (pre, current) {
-                (Precondition::Absent, None) => true,
-                (Precondition::Version(v), Some(c)) => c.version == v,
-                _ => false,
-            };
-            if holds {
-                map.insert(s.id().clone(), s.to_bytes().to_vec());
-            }
-            Ok(holds)
-        }
-
-        fn delete(&self, id: &SessionId) -> Result<bool, Error> {
-            if self.failing_delete.load(Ordering::SeqCst) {
-                return Err(Error::Store("read-only database".into()));
-            }
-            Ok(self.map.lock().unwrap().remove(id).is_some())
-        }
-
-        fn list(&self) -> Result<Vec<SessionInfo>, Error> {
-            let map = self.map.lock().unwrap();
-            map.values()
-                .map(|b| Ok(SessionRecord::from_bytes(b)?.info))
-                .collect()
-        }
-    }
 
     #[derive(Debug, Default)]
     pub struct Revocable(pub AtomicBool);
@@ -493,8 +434,8 @@ mod flaky {
 
 fn flaky_setup(
     verifier: Arc<dyn mls_tls::credentials::PeerVerifier>,
-) -> (Arc<ClientConfig>, Arc<ServerConfig>, Arc<flaky::Blobs>) {
-    let blobs = Arc::new(flaky::Blobs::default());
+) -> (Arc<ClientConfig>, Arc<ServerConfig>, Arc<Faulty>) {
+    let blobs = Arc::new(Faulty::default());
     let client = ClientConfig::new(
         Identity::generate("client", SUITE).unwrap(),
         Arc::new(AcceptAnyPeer),

@@ -3,13 +3,14 @@
 //! transition before anything depending on it leaves (SPEC 10).
 
 mod common;
+mod faulty;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use common::{classical, Item, Sim};
+use faulty::Faulty;
 use mls_tls::alert::AlertDescription;
 use mls_tls::credentials::{
     AcceptAnyPeer, Identity, PeerAuth, PeerIdentity, PeerRejected, PeerVerifier, VerifyContext,
@@ -18,89 +19,11 @@ use mls_tls::error::Error;
 use mls_tls::profile::engine::{Engine, ProfileConfig, State};
 use mls_tls::store::{
     MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
-    SessionStore, StoredSession,
+    SessionStore,
 };
 
-/// Keeps each session as one byte string, as a key-value service would,
-/// and can be told to fail every save (a full disk, a lost database).
-#[derive(Default)]
-struct Blobs {
-    map: Mutex<HashMap<SessionId, Vec<u8>>>,
-    failing: AtomicBool,
-    failing_delete: AtomicBool,
-    /// `Some(n)`: `n` more loads succeed, then every load fails.
-    loads_left: Mutex<Option<u32>>,
-    saves: Mutex<u64>,
-}
-
-impl Blobs {
-    fn version(&self, id: &SessionId) -> Option<u64> {
-        self.load(id).unwrap().map(|r| r.version)
-    }
-
-    /// Rewrites the stored record of `id` with `f` (a damaged store).
-    fn tamper(&self, id: &SessionId, f: impl FnOnce(&mut StoredSession)) {
-        let mut s = StoredSession::from_bytes(&self.load(id).unwrap().unwrap().data).unwrap();
-        f(&mut s);
-        self.map
-            .lock()
-            .unwrap()
-            .insert(id.clone(), s.to_record().to_bytes().to_vec());
-    }
-}
-
-impl SessionBackend for Blobs {
-    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
-        if let Some(n) = self.loads_left.lock().unwrap().as_mut() {
-            if *n == 0 {
-                return Err(Error::Store("database unreachable".into()));
-            }
-            *n -= 1;
-        }
-        let map = self.map.lock().unwrap();
-        map.get(id)
-            .map(|b| SessionRecord::from_bytes(b))
-            .transpose()
-    }
-
-    fn save(&self, s: &SessionRecord, pre: Precondition) -> Result<bool, Error> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(Error::Store("disk full".into()));
-        }
-        let mut map = self.map.lock().unwrap();
-        let current = map
-            .get(s.id())
-            .map(|b| SessionRecord::from_bytes(b))
-            .transpose()?;
-        let holds = match (pre, current) {
-            (Precondition::Absent, None) => true,
-            (Precondition::Version(v), Some(c)) => c.version == v,
-            _ => false,
-        };
-        if holds {
-            map.insert(s.id().clone(), s.to_bytes().to_vec());
-            *self.saves.lock().unwrap() += 1;
-        }
-        Ok(holds)
-    }
-
-    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
-        if self.failing_delete.load(Ordering::SeqCst) {
-            return Err(Error::Store("read-only database".into()));
-        }
-        Ok(self.map.lock().unwrap().remove(id).is_some())
-    }
-
-    fn list(&self) -> Result<Vec<SessionInfo>, Error> {
-        let map = self.map.lock().unwrap();
-        map.values()
-            .map(|b| Ok(SessionRecord::from_bytes(b)?.info))
-            .collect()
-    }
-}
-
-fn blob_config(name: &str) -> (ProfileConfig, Arc<Blobs>) {
-    let blobs = Arc::new(Blobs::default());
+fn blob_config(name: &str) -> (ProfileConfig, Arc<Faulty>) {
+    let blobs = Arc::new(Faulty::default());
     let config = ProfileConfig::new(
         vec![Arc::new(Identity::generate(name, classical()).unwrap())],
         Arc::new(AcceptAnyPeer),
@@ -132,7 +55,7 @@ fn a_custom_backend_carries_sessions_through_updates_and_resumption() {
     // Two updates, then two resumptions of two commits each.
     assert_eq!(sim.client.engine.epoch(), Some(7));
     assert_eq!(client_blobs.list().unwrap().len(), 1);
-    assert!(*server_blobs.saves.lock().unwrap() >= 5);
+    assert!(server_blobs.saves.load(Ordering::SeqCst) >= 5);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! update lands once the store is back. On a virtual clock.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,55 +13,19 @@ use mls_tls::credentials::{AcceptAnyPeer, Identity};
 use mls_tls::crypto::CipherSuite;
 use mls_tls::error::Error;
 use mls_tls::profile::engine::State;
-use mls_tls::store::{
-    MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
-    SessionStore,
-};
+use mls_tls::store::SessionStore;
 use mls_tls::time::ManualClock;
 
+mod faulty;
 mod wire;
+use faulty::Faulty;
 use wire::{feed, pump, read_all, take};
-
-/// A backend whose every call fails while `down` is set.
-#[derive(Default)]
-struct Flaky {
-    inner: MemoryBackend,
-    down: AtomicBool,
-}
-
-impl Flaky {
-    fn check(&self) -> Result<(), Error> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(Error::Store("database unreachable".into()));
-        }
-        Ok(())
-    }
-}
-
-impl SessionBackend for Flaky {
-    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
-        self.check()?;
-        self.inner.load(id)
-    }
-    fn save(&self, record: &SessionRecord, p: Precondition) -> Result<bool, Error> {
-        self.check()?;
-        self.inner.save(record, p)
-    }
-    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
-        self.check()?;
-        self.inner.delete(id)
-    }
-    fn list(&self) -> Result<Vec<SessionInfo>, Error> {
-        self.check()?;
-        self.inner.list()
-    }
-}
 
 #[test]
 fn key_updates_wait_for_a_failed_store_and_data_keeps_flowing() {
     let suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
     let clock = Arc::new(ManualClock::new());
-    let flaky = Arc::new(Flaky::default());
+    let flaky = Arc::new(Faulty::default());
     let cc = Arc::new(
         ClientConfig::new(
             Identity::generate("client", suite).unwrap(),
@@ -135,7 +99,7 @@ fn key_updates_wait_for_a_failed_store_and_data_keeps_flowing() {
 fn an_epoch_key_update_waits_for_the_store_and_both_directions_flow() {
     let suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
     let clock = Arc::new(ManualClock::new());
-    let flaky = Arc::new(Flaky::default());
+    let flaky = Arc::new(Faulty::default());
     let cc = Arc::new(
         ClientConfig::new(
             Identity::generate("client", suite).unwrap(),

@@ -5,7 +5,7 @@
 //! two: a save that committed although the backend reported a failure.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,60 +18,15 @@ use mls_tls::message::{HandshakeMessage, HandshakeType};
 use mls_tls::profile::engine::State;
 use mls_tls::record::{ContentType, RecordSealer};
 use mls_tls::schedule::{HashAlgorithm, TrafficSecret};
-use mls_tls::store::{
-    MemoryBackend, Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord,
-    SessionStore,
-};
+use mls_tls::store::SessionStore;
 use mls_tls::time::{Clock, ManualClock};
 
+mod faulty;
 mod wire;
+use faulty::Faulty;
 use wire::{feed, pump, read_all, take};
 
 const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
-
-/// A backend whose every call fails while `down` is set; while `lie` is
-/// set, a save is written and then reported as failed (a commit whose
-/// acknowledgement was lost: a timeout after COMMIT).
-#[derive(Default)]
-struct Flaky {
-    inner: MemoryBackend,
-    down: AtomicBool,
-    lie: AtomicBool,
-    calls: std::sync::atomic::AtomicUsize,
-}
-
-impl Flaky {
-    fn check(&self) -> Result<(), Error> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            return Err(Error::Store("database unreachable".into()));
-        }
-        Ok(())
-    }
-}
-
-impl SessionBackend for Flaky {
-    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, Error> {
-        self.check()?;
-        self.inner.load(id)
-    }
-    fn save(&self, record: &SessionRecord, p: Precondition) -> Result<bool, Error> {
-        self.check()?;
-        let r = self.inner.save(record, p)?;
-        if self.lie.swap(false, Ordering::SeqCst) {
-            return Err(Error::Store("connection reset after COMMIT".into()));
-        }
-        Ok(r)
-    }
-    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
-        self.check()?;
-        self.inner.delete(id)
-    }
-    fn list(&self) -> Result<Vec<SessionInfo>, Error> {
-        self.check()?;
-        self.inner.list()
-    }
-}
 
 type LogLine = (String, u64, Vec<u8>);
 
@@ -89,7 +44,7 @@ impl KeyLog for Collect {
 
 struct Setup {
     clock: Arc<ManualClock>,
-    flaky: Arc<Flaky>,
+    flaky: Arc<Faulty>,
     log: Arc<Collect>,
     c: ClientConnection,
     s: ServerConnection,
@@ -104,7 +59,7 @@ fn setup() -> Setup {
 
 fn setup_policy(policy: UpdatePolicy) -> Setup {
     let clock = Arc::new(ManualClock::new());
-    let flaky = Arc::new(Flaky::default());
+    let flaky = Arc::new(Faulty::default());
     let log = Arc::new(Collect::default());
     let cc = Arc::new(
         ClientConfig::new(
@@ -381,7 +336,7 @@ fn bug_our_update_after_a_lost_acknowledgement_ends_the_connection() {
 /// The store's record of the server's one session.
 fn stored_version(t: &Setup) -> Option<u64> {
     let id = t.s.session_id().unwrap().clone();
-    t.flaky.inner.load(&id).unwrap().map(|r| r.version)
+    t.flaky.version(&id)
 }
 
 /// The peer's EpochKeyUpdate for our update: its save is acknowledged as
@@ -433,11 +388,7 @@ fn lost_acknowledgement_then_terminate_deletes_the_landed_version() {
     assert!(matches!(t.s.terminate(), Err(Error::Store(_))));
     t.flaky.down.store(false, Ordering::SeqCst);
     t.s.terminate().unwrap();
-    assert_eq!(
-        t.flaky.inner.list().unwrap().len(),
-        0,
-        "the terminated session must be gone"
-    );
+    assert_eq!(t.flaky.len(), 0, "the terminated session must be gone");
 }
 
 /// A lost acknowledgement never lets us overwrite what another
@@ -448,11 +399,11 @@ fn lost_acknowledgement_after_another_connection_moved_on_is_superseded() {
     let id = t.s.session_id().unwrap().clone();
     t.flaky.lie.store(true, Ordering::SeqCst);
     assert!(matches!(t.s.request_key_update(), Err(Error::Store(_))));
-    assert!(t.flaky.inner.delete(&id).unwrap());
+    assert!(t.flaky.remove(&id));
     let err = t.s.request_key_update().unwrap_err();
     assert!(matches!(err, Error::Superseded), "{err:?}");
     assert!(
-        t.flaky.inner.load(&id).unwrap().is_none(),
+        t.flaky.record(&id).is_none(),
         "the ended session was written again"
     );
 }
