@@ -3,93 +3,18 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mlstls");
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("mlstls-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-    fn p(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Kills the child when dropped, so failed tests leave no servers behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-/// The command succeeded; its stderr is the failure message otherwise.
-fn assert_success(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod harness;
+use harness::{assert_success, free_port, keygen, run, s, wait_listening, Dir, Proc, BIN};
 
 /// A client run against an echo server sent `hello` and got it back.
 fn assert_echoed_hello(out: &Output) {
     assert_success(out);
     assert_eq!(out.stdout, b"hello");
-}
-
-/// keygen NAME into DIR/NAME.id, its public line into DIR/NAME.pub.
-fn keygen(dir: &Dir, name: &str) -> String {
-    let id = dir.p(&format!("{name}.id"));
-    let out = run(&["keygen", "--out", id.to_str().unwrap(), "--name", name]);
-    assert_success(&out);
-    let line = String::from_utf8(out.stdout).unwrap();
-    std::fs::write(dir.p(&format!("{name}.pub")), &line).unwrap();
-    line
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(port: u16) {
-    for _ in 0..200 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on {port}");
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// `mlstls client` to `127.0.0.1:port` with `DIR/identity.id`, trusting

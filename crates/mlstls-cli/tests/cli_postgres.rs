@@ -7,59 +7,14 @@
 mod pg;
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mlstls");
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("mlstls-clipg-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-    fn p(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("MLSTLS_STORE_KEY")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+mod harness;
+use harness::{free_port, keygen, ok, run, Dir, Proc, BIN};
 
 fn failed(out: &Output) -> String {
     assert!(
@@ -72,25 +27,6 @@ fn failed(out: &Output) -> String {
     err
 }
 
-fn keygen(dir: &Dir, name: &str) {
-    let out = run(&[
-        "keygen",
-        "--out",
-        &dir.p(&format!("{name}.id")),
-        "--name",
-        name,
-    ]);
-    std::fs::write(dir.p(&format!("{name}.pub")), ok(&out)).unwrap();
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn server(dir: &Dir, port: u16, store: &[&str]) -> Proc {
     // Killed and reaped when dropped, also when it never listens.
     let child = Proc(
@@ -98,9 +34,9 @@ fn server(dir: &Dir, port: u16, store: &[&str]) -> Proc {
             .args(["server", "--echo", "--listen", &format!("127.0.0.1:{port}")])
             .args([
                 "--identity",
-                &dir.p("server.id"),
+                &dir.s("server.id"),
                 "--trust",
-                &dir.p("client.pub"),
+                &dir.s("client.pub"),
             ])
             .args(store)
             .env_remove("MLSTLS_STORE_KEY")
@@ -124,9 +60,9 @@ fn echo(dir: &Dir, port: u16, store: &[&str]) {
         .args(["client", "--connect", &format!("127.0.0.1:{port}")])
         .args([
             "--identity",
-            &dir.p("client.id"),
+            &dir.s("client.id"),
             "--trust",
-            &dir.p("server.pub"),
+            &dir.s("server.pub"),
         ])
         .args(store)
         .env_remove("MLSTLS_STORE_KEY")
@@ -148,7 +84,7 @@ fn mode(p: &str) -> u32 {
 #[test]
 fn store_key_files_are_created_private_never_overwritten_and_rotate() {
     let dir = Dir::new("keys");
-    let key = dir.p("store.key");
+    let key = dir.s("store.key");
     assert!(ok(&run(&["store-key", "new", &key])).contains("key id 1"));
     assert_eq!(mode(&key), 0o600);
     let before = std::fs::read(&key).unwrap();
@@ -167,9 +103,9 @@ fn store_key_files_are_created_private_never_overwritten_and_rotate() {
         .args(["server", "--echo", "--listen", &format!("127.0.0.1:{port}")])
         .args([
             "--identity",
-            &dir.p("server.id"),
+            &dir.s("server.id"),
             "--trust",
-            &dir.p("client.pub"),
+            &dir.s("client.pub"),
         ])
         .args(["--store-key", &key])
         .output()
@@ -192,9 +128,9 @@ fn a_postgres_store_without_a_key_is_refused_saying_how_to_make_one() {
         ])
         .args([
             "--identity",
-            &dir.p("server.id"),
+            &dir.s("server.id"),
             "--trust",
-            &dir.p("client.pub"),
+            &dir.s("client.pub"),
         ])
         .args(["--store", &url])
         .env_remove("MLSTLS_STORE_KEY")
@@ -207,7 +143,7 @@ fn a_postgres_store_without_a_key_is_refused_saying_how_to_make_one() {
     );
     // A database that is not there is one clear line, too.
     let port = free_port();
-    let key = dir.p("k");
+    let key = dir.s("k");
     ok(&run(&["store-key", "new", &key]));
     let out = Command::new(BIN)
         .args([
@@ -218,9 +154,9 @@ fn a_postgres_store_without_a_key_is_refused_saying_how_to_make_one() {
         ])
         .args([
             "--identity",
-            &dir.p("server.id"),
+            &dir.s("server.id"),
             "--trust",
-            &dir.p("client.pub"),
+            &dir.s("client.pub"),
         ])
         .args(["--store", &format!("postgres://u:pw@127.0.0.1:{port}/db")])
         .args(["--store-key", &key])
@@ -239,11 +175,11 @@ fn server_on_postgres_client_on_sealed_sqlite_and_sessions_on_both() {
     keygen(&dir, "server");
     keygen(&dir, "client");
     let url = pg::fresh_database();
-    let key = dir.p("store.key");
+    let key = dir.s("store.key");
     ok(&run(&["store-key", "new", &key]));
     let port = free_port();
     let _srv = server(&dir, port, &["--store", &url, "--store-key", &key]);
-    let client_store = dir.p("client.sessions");
+    let client_store = dir.s("client.sessions");
     echo(&dir, port, &["--store", &client_store, "--store-key", &key]);
 
     let list = |store: &str| ok(&run(&["sessions", "list", "--store", store]));

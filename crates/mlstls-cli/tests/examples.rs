@@ -2,9 +2,6 @@
 //! the `mlstls` tool makes (identity files, trust files, a CA): what a Rust
 //! developer following the crate docs would do.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 #[allow(dead_code)]
 #[path = "../../mls-tls/examples/tokio_server.rs"]
 mod tokio_server;
@@ -17,53 +14,17 @@ mod tokio_client;
 #[path = "../../mls-tls/examples/x509_client.rs"]
 mod x509_client;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mlstls");
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("mlstls-examples-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    fn p(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod harness;
+use harness::{ok, run, s, Dir};
 
 /// Runs `mlstls` with `args`; returns stdout.
 fn mlstls(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "mlstls {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    ok(&run(args))
 }
 
 /// Identity and trust files for `name`, and its line in `trust` of the peer.
 fn keygen(dir: &Dir, name: &str, trust: &str) {
-    let line = mlstls(&[
-        "keygen",
-        "--out",
-        s(&dir.p(&format!("{name}.id"))),
-        "--name",
-        name,
-    ]);
+    let line = harness::keygen(dir, name);
     std::fs::write(dir.p(trust), line).unwrap();
 }
 

@@ -7,72 +7,33 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mlstls");
+mod harness;
+use harness::{free_port, keygen, wait_listening, Proc, BIN};
+
 /// A run that takes longer than this is hung.
 const GUARD: Duration = Duration::from_secs(120);
 
-struct Dir(PathBuf);
+/// A scratch directory with a server and a client identity, each trusting
+/// the other's public line (`server.pub`, `client.pub`).
+struct Dir(harness::Dir);
 
 impl Dir {
     fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("mlstls-faults-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        let dir = Self(d);
+        let dir = harness::Dir::new(&format!("faults-{tag}"));
         for name in ["server", "client"] {
-            let out = Command::new(BIN)
-                .args(["keygen", "--out"])
-                .arg(dir.p(&format!("{name}.id")))
-                .args(["--name", name])
-                .output()
-                .unwrap();
-            assert!(out.status.success());
-            std::fs::write(dir.p(&format!("{name}.pub")), out.stdout).unwrap();
+            keygen(&dir, name);
         }
-        dir
+        Self(dir)
     }
     fn p(&self, name: &str) -> PathBuf {
-        self.0.join(name)
+        self.0.p(name)
     }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(port: u16) {
-    for _ in 0..400 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on {port}");
 }
 
 fn server_cmd(dir: &Dir, port: u16, mode: &[&str]) -> Command {
