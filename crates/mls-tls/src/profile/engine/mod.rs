@@ -217,6 +217,14 @@ struct Ended {
     version: u64,
 }
 
+/// The facts of a session that outlive its group (see [`Ended`]).
+struct Facts<'a> {
+    id: &'a SessionId,
+    epoch: u64,
+    peer: &'a PeerIdentity,
+    suite: CipherSuite,
+}
+
 /// A session with a group.
 struct Active {
     /// The identity of our leaf in the current epoch.
@@ -350,13 +358,6 @@ impl Engine {
         }
     }
 
-    fn ended(&self) -> Option<&Ended> {
-        match &self.phase {
-            Phase::Closed(Some(ended)) => Some(ended),
-            _ => None,
-        }
-    }
-
     fn active_mut(&mut self) -> Option<&mut Active> {
         match &mut self.phase {
             Phase::Live(live) => Some(&mut live.session),
@@ -364,41 +365,44 @@ impl Engine {
         }
     }
 
-    /// The session id, once a group exists (kept after the engine closes).
-    pub fn session_id(&self) -> Option<&SessionId> {
-        match (self.live(), self.ended()) {
-            (Some(live), _) => Some(&live.session.meta.id),
-            (_, Some(ended)) => Some(&ended.id),
+    /// What callers may ask about the session, live or ended.
+    fn facts(&self) -> Option<Facts<'_>> {
+        match &self.phase {
+            Phase::Live(live) => Some(Facts {
+                id: &live.session.meta.id,
+                epoch: live.session.group.epoch().as_u64(),
+                peer: &live.session.peer,
+                suite: live.session.meta.suite,
+            }),
+            Phase::Closed(Some(ended)) => Some(Facts {
+                id: &ended.id,
+                epoch: ended.epoch,
+                peer: &ended.peer,
+                suite: ended.suite,
+            }),
             _ => None,
         }
     }
 
+    /// The session id, once a group exists (kept after the engine closes).
+    pub fn session_id(&self) -> Option<&SessionId> {
+        self.facts().map(|f| f.id)
+    }
+
     /// The group's current epoch, once a group exists (at close, the last).
     pub fn epoch(&self) -> Option<u64> {
-        match (self.live(), self.ended()) {
-            (Some(live), _) => Some(live.session.group.epoch().as_u64()),
-            (_, Some(ended)) => Some(ended.epoch),
-            _ => None,
-        }
+        self.facts().map(|f| f.epoch)
     }
 
     /// The peer's identity, once known. For a provisional responder session
     /// it is only claimed (SPEC 6).
     pub fn peer_identity(&self) -> Option<&PeerIdentity> {
-        match (self.live(), self.ended()) {
-            (Some(live), _) => Some(&live.session.peer),
-            (_, Some(ended)) => Some(&ended.peer),
-            _ => None,
-        }
+        self.facts().map(|f| f.peer)
     }
 
     /// The ciphersuite, once a group exists.
     pub fn suite(&self) -> Option<CipherSuite> {
-        match (self.live(), self.ended()) {
-            (Some(live), _) => Some(live.session.meta.suite),
-            (_, Some(ended)) => Some(ended.suite),
-            _ => None,
-        }
+        self.facts().map(|f| f.suite)
     }
 
     /// Whether another connection of this process has since claimed this
