@@ -120,11 +120,9 @@ fn racing_resumptions_have_exactly_one_winner() {
 }
 
 /// One more round trip on the winning connection: its server has then
-/// processed the client's EpochKeyUpdate and stored it. Resuming at once
-/// on the other server races that last save: the loser of that race (the
-/// new resumption, if the old server stores first) is refused with a
-/// plaintext close_notify (`Superseded`), which the client sees as an
-/// unauthenticated close, and must retry.
+/// processed the client's EpochKeyUpdate and stored it, so what follows
+/// starts from a settled session. (A resumption racing that save reads
+/// the session again: `tests/resume_race.rs`.)
 async fn settle(
     tls: &mut mls_tls::tokio::TlsStream<tokio::net::TcpStream>,
     race: &Race,

@@ -31,6 +31,9 @@ pub struct Faulty {
     pub calls: AtomicUsize,
     /// Saves that wrote.
     pub saves: AtomicUsize,
+    /// Runs once, at the start of the next save: what another server of
+    /// the fleet does between this one's load and its save.
+    pub before_save: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Faulty {
@@ -88,6 +91,10 @@ impl SessionBackend for Faulty {
     }
 
     fn save(&self, s: &SessionRecord, pre: Precondition) -> Result<bool, Error> {
+        let hook = self.before_save.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         self.check()?;
         if self.failing.load(Ordering::SeqCst) {
             return Err(Error::Store("disk full".into()));

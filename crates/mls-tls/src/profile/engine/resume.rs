@@ -18,6 +18,11 @@ use crate::schedule::Side;
 use crate::store::snapshot::{GroupDb, GroupStorage};
 use crate::store::{InitialRole, SessionId, StoredState};
 
+/// How often a responder reads a session for one ResumptionRequest
+/// while other connections keep moving it on (see
+/// `Engine::on_resumption_request`).
+const RESUMPTION_READS: u32 = 3;
+
 impl Engine {
     /// Resumes a stored session as the current initiator (profile 6): sends
     /// the pending commit again if there is one, else a fresh commit. The
@@ -111,7 +116,34 @@ impl Engine {
         Ok((engine, events, Resumption { early_data }))
     }
 
+    /// Responder: answers a ResumptionRequest (SPEC 8). Nothing leaves
+    /// before the answer is stored, so if another connection (another
+    /// server of a fleet) moved the session on between this one's load and
+    /// its save, the request is answered again from a fresh load, as if it
+    /// had arrived a moment later. After [`RESUMPTION_READS`] such races
+    /// the request fails with [`Error::Superseded`].
     pub(super) fn on_resumption_request(
+        &mut self,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Vec<Event>, Error> {
+        let mut read = 1;
+        loop {
+            match self.answer_resumption_request(body, now) {
+                Err(Error::Superseded) if read < RESUMPTION_READS => {
+                    debug!(
+                        read,
+                        "the session moved on while answering a resumption; reading it again"
+                    );
+                    self.phase = Phase::AwaitingClientHello;
+                    read += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn answer_resumption_request(
         &mut self,
         body: &[u8],
         now: SystemTime,
