@@ -25,6 +25,11 @@ pub struct Faulty {
     /// The next save writes, then reports a failure: a commit whose
     /// acknowledgement was lost (a timeout after COMMIT).
     pub lie: AtomicBool,
+    /// The next save is reported failed without writing; it commits just
+    /// before the following save runs (a statement the caller timed out
+    /// on that the database still executes).
+    pub late: AtomicBool,
+    stashed: Mutex<Option<(SessionRecord, Precondition)>>,
     /// `Some(n)`: `n` more loads succeed, then every load fails.
     pub loads_left: Mutex<Option<u32>>,
     /// Calls of any kind, failed ones included.
@@ -43,6 +48,21 @@ impl Faulty {
             return Err(Error::Store("database unreachable".into()));
         }
         Ok(())
+    }
+
+    /// A save as a database does it: only if the precondition holds.
+    fn write(&self, s: &SessionRecord, pre: Precondition) -> bool {
+        let holds = match (pre, self.version(s.id())) {
+            (Precondition::Absent, None) => true,
+            (Precondition::Version(v), Some(current)) => current == v,
+            _ => false,
+        };
+        if holds {
+            let bytes = s.to_bytes().to_vec();
+            self.map.lock().unwrap().insert(s.id().clone(), bytes);
+            self.saves.fetch_add(1, Ordering::SeqCst);
+        }
+        holds
     }
 
     /// The stored record of `id`, bypassing every fault.
@@ -99,16 +119,15 @@ impl SessionBackend for Faulty {
         if self.failing.load(Ordering::SeqCst) {
             return Err(Error::Store("disk full".into()));
         }
-        let holds = match (pre, self.version(s.id())) {
-            (Precondition::Absent, None) => true,
-            (Precondition::Version(v), Some(current)) => current == v,
-            _ => false,
-        };
-        if holds {
-            let bytes = s.to_bytes().to_vec();
-            self.map.lock().unwrap().insert(s.id().clone(), bytes);
-            self.saves.fetch_add(1, Ordering::SeqCst);
+        let stashed = self.stashed.lock().unwrap().take();
+        if let Some((record, pre)) = stashed {
+            self.write(&record, pre);
         }
+        if self.late.swap(false, Ordering::SeqCst) {
+            *self.stashed.lock().unwrap() = Some((s.clone(), pre));
+            return Err(Error::Store("no answer within 10 s".into()));
+        }
+        let holds = self.write(s, pre);
         if self.lie.swap(false, Ordering::SeqCst) {
             return Err(Error::Store("connection reset after COMMIT".into()));
         }

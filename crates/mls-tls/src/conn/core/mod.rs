@@ -692,7 +692,11 @@ impl ConnectionCore {
             self.sent_close = true;
             self.pending.clear();
             // A waiting ConnectionUpdate could never be confirmed now.
-            self.engine.drop_deferred_updates();
+            let now = self.common.clock.system_time();
+            self.engine.drop_deferred_updates(now);
+            if self.engine.has_deferred() && self.store_retry.at().is_none() {
+                self.store_retry.failed(self.common.clock.now());
+            }
             self.send_alert(Alert::CLOSE_NOTIFY);
         }
     }

@@ -59,6 +59,7 @@ impl Engine {
             terminated: false,
             deferred: Default::default(),
             in_doubt: None,
+            resync: false,
         };
         let hello = HandshakeMessage::new(HandshakeType::ClientHello, body);
         Ok((engine, vec![Event::Send(hello)]))
@@ -73,6 +74,7 @@ impl Engine {
             terminated: false,
             deferred: Default::default(),
             in_doubt: None,
+            resync: false,
         }
     }
 

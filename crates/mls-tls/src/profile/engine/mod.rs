@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use openmls::prelude::*;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::credentials::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
 use crate::crypto::CryptoBackend;
@@ -319,6 +319,9 @@ pub struct Engine {
     /// The last save failed but may have committed (see
     /// [`transition::InDoubt`]); resolved by the next save or `terminate`.
     in_doubt: Option<transition::InDoubt>,
+    /// The store must be brought back to memory's state (see
+    /// [`Engine::drop_deferred_updates`]).
+    resync: bool,
 }
 
 impl core::fmt::Debug for Engine {
@@ -543,7 +546,7 @@ impl Engine {
 
     /// Whether handshake messages wait for the session store.
     pub fn has_deferred(&self) -> bool {
-        !self.deferred.is_empty()
+        !self.deferred.is_empty() || self.resync
     }
 
     /// Whether our own update still waits for the peer's confirmation: in
@@ -559,10 +562,35 @@ impl Engine {
 
     /// Drops the peer's waiting ConnectionUpdates: after our close_notify
     /// they could never be confirmed (SPEC 9), as one arriving then is
-    /// ignored.
-    pub fn drop_deferred_updates(&mut self) {
+    /// ignored. If the save of one is in doubt (it may have landed), the
+    /// store is brought back to what memory holds, the update not applied,
+    /// since the peer drops its commit too; while the store fails, this
+    /// waits like a deferred message ([`Engine::has_deferred`]).
+    pub fn drop_deferred_updates(&mut self, now: SystemTime) {
+        let waiting = self.deferred.len();
         self.deferred
             .retain(|m| m.typ != HandshakeType::ConnectionUpdate);
+        if self.deferred.len() < waiting && self.in_doubt.is_some() {
+            self.resync = true;
+            if let Err(e) = self.write_back(now) {
+                debug!(error = %e, "writing the session back after dropping an update failed");
+            }
+        }
+    }
+
+    /// Saves memory's state over a save in doubt (a transition with no
+    /// step); a store failure leaves `resync` set for the retry timer.
+    fn write_back(&mut self, now: SystemTime) -> Result<(), Error> {
+        match self.transition(now, |_, _| Ok(())) {
+            Err(Error::Store(why)) => {
+                warn!(session = ?self.session_id(), error = %why, "session store unavailable; the session is written back later");
+                Ok(())
+            }
+            r => {
+                self.resync = false;
+                r
+            }
+        }
     }
 
     /// Tries the waiting handshake messages again, in order, and returns
@@ -573,7 +601,14 @@ impl Engine {
         let mut events = Vec::new();
         if self.terminated {
             self.deferred.clear();
+            self.resync = false;
             return Ok(events);
+        }
+        if self.resync {
+            self.write_back(now)?;
+            if self.resync {
+                return Ok(events);
+            }
         }
         while let Some(msg) = self.deferred.pop_front() {
             let waiting = self.deferred.len();
@@ -707,19 +742,18 @@ impl Engine {
         };
         if ended.owned {
             let store = &self.config.store;
-            let version = match &self.in_doubt {
-                None => Some(ended.version),
-                Some(doubt) => match doubt.resolve(store, &ended.id, ended.version)? {
-                    transition::Outcome::Lost => Some(ended.version),
-                    transition::Outcome::Landed => Some(doubt.version()),
-                    transition::Outcome::Superseded => None,
-                },
-            };
+            if let Some(doubt) = &self.in_doubt {
+                // A save in doubt: delete what the store holds if it is ours.
+                match doubt.resolve(store, &ended.id, ended.version)? {
+                    transition::Outcome::Lost => {}
+                    transition::Outcome::Landed => ended.version = doubt.version(),
+                    transition::Outcome::Superseded => ended.owned = false,
+                }
+            }
+            // A save still in doubt after this delete can no longer land:
+            // its version precondition names a record that is gone.
+            let deleted = ended.owned && store.delete_at_version(&ended.id, ended.version)?;
             self.in_doubt = None;
-            let deleted = match version {
-                Some(version) => store.delete_at_version(&ended.id, version)?,
-                None => false,
-            };
             ended.owned = false;
             if deleted {
                 info!(session = %ended.id, "session terminated and deleted");

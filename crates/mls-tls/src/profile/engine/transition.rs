@@ -3,9 +3,11 @@
 //! session record; only then does anything leave. A step that fails throws
 //! the storage away and reloads it from the store.
 
+use std::collections::VecDeque;
 use std::time::SystemTime;
 
 use tracing::{info, warn};
+use zeroize::Zeroizing;
 
 use super::{Active, Engine, Phase, Standing};
 use crate::error::Error;
@@ -103,19 +105,24 @@ impl Engine {
         };
         let provisional = matches!(live.standing, Standing::Provisional);
         let (active, group_db) = (&mut live.session, &mut live.db);
-        if let Some(doubt) = self.in_doubt.take() {
-            // The last save's outcome is unknown: find out before the next.
+        if let Some(doubt) = &self.in_doubt {
+            // Earlier saves' outcome is unknown: find out before the next.
+            let landed_at = doubt.version;
             match doubt.resolve(&store, &active.meta.id, active.meta.version) {
+                // Kept: a save the database still runs may land later.
                 Ok(Outcome::Lost) => {}
                 // Our own write, never followed by a send: the store is one
                 // version ahead of memory. This step replaces it (SPEC 10:
                 // as after a crash between save and send).
-                Ok(Outcome::Landed) => active.meta.version = doubt.version,
-                Ok(Outcome::Superseded) => return Err(Closing::Close(Error::Superseded)),
-                Err(e) => {
-                    self.in_doubt = Some(doubt);
-                    return Err(Closing::Keep(e));
+                Ok(Outcome::Landed) => {
+                    active.meta.version = landed_at;
+                    self.in_doubt = None;
                 }
+                Ok(Outcome::Superseded) => {
+                    self.in_doubt = None;
+                    return Err(Closing::Close(Error::Superseded));
+                }
+                Err(e) => return Err(Closing::Keep(e)),
             }
         }
         let db = match group_db.open(&store, &active.meta.id, active.meta.version) {
@@ -136,7 +143,7 @@ impl Engine {
             Ok(snapshot) => snapshot,
             Err(e) => return Err(Closing::Keep(e)),
         };
-        let before = active.meta.clone();
+        let mut before = active.meta.clone();
         // What a failed step may have changed besides the group and meta.
         let before_identity = (active.identity.clone(), active.rotate_to.clone());
         let before_peer = active.peer.clone();
@@ -144,20 +151,14 @@ impl Engine {
         let outcome = match f(active, &MlsProvider::new(&crypto, db)) {
             Ok(r) => {
                 active.meta.last_used = store::secs(now);
-                active.meta.version = before.version + 1;
                 let saved = db.snapshot().and_then(|group| {
-                    let session = StoredSession {
-                        meta: active.meta.clone(),
+                    save_step(
+                        &store,
+                        &mut active.meta,
                         group,
-                    };
-                    store
-                        .save(&session, Precondition::Version(before.version))
-                        .inspect_err(|_| {
-                            // A failed save may still have committed (its
-                            // acknowledgement lost): the next transition or
-                            // `terminate` asks the store which.
-                            self.in_doubt = Some(InDoubt::of(&session));
-                        })
+                        &mut before,
+                        &mut self.in_doubt,
+                    )
                 });
                 match saved {
                     Ok(true) => Ok(r),
@@ -221,33 +222,93 @@ impl Engine {
     }
 }
 
-/// A save the store reported as failed, which may have committed anyway
-/// (a timeout or a reset after COMMIT). Only a digest of the record is
-/// kept, never its secrets. Nothing was sent after it, so if it landed it
-/// is our own unsent state, which the next save may replace.
-pub(super) struct InDoubt {
-    /// The version the save would have written.
-    version: u64,
-    /// SHA-256 of the record's encoding.
-    digest: [u8; 32],
+/// Saves the step's result as the version after `before`'s. If the save
+/// fails its precondition, an earlier save in doubt may have committed
+/// since it was thought lost (the database ran a statement the caller had
+/// given up on): then that write of ours is replaced, and `before` moves to
+/// its version, which a rollback keeps. A failed save is recorded in doubt.
+fn save_step(
+    store: &SessionStore,
+    meta: &mut SessionMeta,
+    group: Zeroizing<Vec<u8>>,
+    before: &mut SessionMeta,
+    in_doubt: &mut Option<InDoubt>,
+) -> Result<bool, Error> {
+    loop {
+        meta.version = before.version + 1;
+        let session = StoredSession {
+            meta: meta.clone(),
+            group: group.clone(),
+        };
+        match store.save(&session, Precondition::Version(before.version)) {
+            Ok(true) => {
+                *in_doubt = None;
+                return Ok(true);
+            }
+            Ok(false) => {
+                let late = match in_doubt.as_ref() {
+                    Some(d) if d.version == meta.version => {
+                        matches!(d.resolve(store, &meta.id, before.version)?, Outcome::Landed)
+                    }
+                    _ => false,
+                };
+                *in_doubt = None;
+                if !late {
+                    return Ok(false);
+                }
+                before.version += 1;
+            }
+            Err(e) => {
+                // The save may still have committed (its acknowledgement
+                // lost): the next transition or `terminate` asks the store.
+                InDoubt::record(in_doubt, &session);
+                return Err(e);
+            }
+        }
+    }
 }
 
-/// What became of a save in doubt.
+/// Saves the store reported as failed, which may have committed anyway (a
+/// timeout or a reset after COMMIT, or a statement the database still runs
+/// after the caller gave up). Only digests of the records are kept, never
+/// their secrets. Nothing was sent after them, so one that landed is our
+/// own unsent state, which the next save may replace.
+pub(super) struct InDoubt {
+    /// The version the saves would have written.
+    version: u64,
+    /// SHA-256 of each record tried at `version`, the newest last (at most
+    /// [`MAX_IN_DOUBT`]: a save that has not landed after that many
+    /// retries will not).
+    digests: VecDeque<[u8; 32]>,
+}
+
+const MAX_IN_DOUBT: usize = 16;
+
+/// What became of the saves in doubt.
+#[derive(Debug, PartialEq, Eq)]
 pub(super) enum Outcome {
-    /// The store is still at the version before it.
+    /// The store is still at the version before them.
     Lost,
-    /// The store holds exactly the record it wrote.
+    /// The store holds exactly one of the records they wrote.
     Landed,
     /// The store holds something else: another connection moved on.
     Superseded,
 }
 
 impl InDoubt {
-    fn of(session: &StoredSession) -> Self {
-        Self {
-            version: session.meta.version,
-            digest: digest(session),
+    fn record(doubt: &mut Option<Self>, session: &StoredSession) {
+        let version = session.meta.version;
+        let d = match doubt {
+            Some(d) if d.version == version => d,
+            _ => doubt.insert(Self {
+                version,
+                digests: VecDeque::new(),
+            }),
+        };
+        if d.digests.len() == MAX_IN_DOUBT {
+            d.digests.pop_front();
         }
+        d.digests.push_back(digest(session));
     }
 
     /// Asks the store: `before` is the version memory is at. A store
@@ -260,14 +321,14 @@ impl InDoubt {
     ) -> Result<Outcome, Error> {
         Ok(match store.load(id)? {
             Some(s) if s.meta.version == before => Outcome::Lost,
-            Some(s) if s.meta.version == self.version && digest(&s) == self.digest => {
+            Some(s) if s.meta.version == self.version && self.digests.contains(&digest(&s)) => {
                 Outcome::Landed
             }
             _ => Outcome::Superseded,
         })
     }
 
-    /// The version the store is at if the save landed.
+    /// The version the store is at if a save landed.
     pub(super) fn version(&self) -> u64 {
         self.version
     }
@@ -308,6 +369,42 @@ pub(super) fn store_new(
             Ok(())
         }
         Ok(false) => Err(None),
-        Err(e) => Err(Some(e)),
+        Err(e) => {
+            forget_new(store, &session);
+            Err(Some(e))
+        }
+    }
+}
+
+/// A new session whose save was reported failed fails its handshake, so
+/// nothing may be left of it: if the save landed after all (its
+/// acknowledgement lost), the record is deleted, best effort.
+fn forget_new(store: &SessionStore, session: &StoredSession) {
+    let id = &session.meta.id;
+    let doubt = InDoubt {
+        version: session.meta.version,
+        digests: VecDeque::from([digest(session)]),
+    };
+    // No version before a new session's: "Lost" cannot match.
+    match doubt.resolve(store, id, u64::MAX) {
+        Ok(Outcome::Landed) => match store.delete_at_version(id, doubt.version) {
+            Ok(_) => info!(
+                session = %id,
+                "a new session whose save was reported failed had been stored; deleted"
+            ),
+            Err(e) => warn!(
+                session = %id,
+                error = %e,
+                "a new session whose save was reported failed was stored and could not be \
+                 deleted; it lapses with sweep_expired"
+            ),
+        },
+        Ok(_) => {}
+        Err(e) => warn!(
+            session = %id,
+            error = %e,
+            "a new session's save failed and the store cannot say whether it was written; \
+             if it was, it lapses with sweep_expired"
+        ),
     }
 }

@@ -41,6 +41,13 @@ impl Engine {
     /// back to Synced. A stuck direction keeps its update (it is the only
     /// way to send again); so does a handshake or resumption in progress.
     pub fn on_peer_closed(&mut self, now: SystemTime) -> Result<Vec<Event>, Error> {
+        if !self.awaits_confirmation() && self.state() == super::State::AwaitingEpochKeyUpdate {
+            // The peer confirmed before closing: its EpochKeyUpdate waits
+            // for the store. Never drop the update it confirmed; apply it
+            // if the store is back (else it waits, and a resumption finds
+            // the pending commit the peer merged: SPEC 8 rule 2).
+            return self.retry_deferred(now);
+        }
         let droppable = self.is_established()
             && self.live().is_some_and(|l| {
                 !l.send_blocked

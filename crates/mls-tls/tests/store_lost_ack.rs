@@ -1,0 +1,462 @@
+//! Saves whose acknowledgement is lost (the database committed, the answer
+//! never came) or that commit after the caller gave up on them, from a
+//! hostile review of 3006266. Each test that names a loss failed on
+//! 3006266; the others record probes that held there.
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
+use mls_tls::credentials::{AcceptAnyPeer, Identity};
+use mls_tls::crypto::CipherSuite;
+use mls_tls::error::Error;
+use mls_tls::profile::engine::State;
+use mls_tls::store::{KeyRing, Sealed, SessionId, SessionStore};
+use mls_tls::time::{Clock, ManualClock};
+
+mod faulty;
+mod wire;
+use faulty::Faulty;
+use wire::{feed, pump, read_all, take};
+
+const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+const K1: &str = "11111111111111111111111111111111111111111111111111111111111111aa";
+
+struct T {
+    clock: Arc<ManualClock>,
+    /// The server's store.
+    flaky: Arc<Faulty>,
+    /// The client's store.
+    cflaky: Arc<Faulty>,
+    cc: Arc<ClientConfig>,
+    sc: Arc<ServerConfig>,
+}
+
+/// Configurations whose stores are both `Faulty` (the server's optionally
+/// sealed).
+fn configs(sealed: bool) -> T {
+    let clock = Arc::new(ManualClock::new());
+    let flaky = Arc::new(Faulty::default());
+    let cflaky = Arc::new(Faulty::default());
+    let cc = Arc::new(
+        ClientConfig::new(
+            Identity::generate("client", SUITE).unwrap(),
+            Arc::new(AcceptAnyPeer),
+            Arc::new(SessionStore::with_backend(cflaky.clone())),
+        )
+        .clock(clock.clone())
+        .update_policy(UpdatePolicy::manual()),
+    );
+    let sstore = if sealed {
+        SessionStore::with_backend(Sealed::new(
+            flaky.clone(),
+            KeyRing::parse(&format!("1:{K1}")).unwrap(),
+        ))
+    } else {
+        SessionStore::with_backend(flaky.clone())
+    };
+    let sc = Arc::new(
+        ServerConfig::new(
+            Identity::generate("server", SUITE).unwrap(),
+            Arc::new(AcceptAnyPeer),
+            Arc::new(sstore),
+        )
+        .clock(clock.clone())
+        .update_policy(UpdatePolicy::manual()),
+    );
+    T {
+        clock,
+        flaky,
+        cflaky,
+        cc,
+        sc,
+    }
+}
+
+fn connect(t: &T) -> (ClientConnection, ServerConnection) {
+    let mut c = ClientConnection::new(t.cc.clone()).unwrap();
+    let mut s = ServerConnection::new(t.sc.clone());
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!((c.epoch(), s.epoch()), (Some(1), Some(1)));
+    (c, s)
+}
+
+/// A fresh resumption of `id` on new connections, to completion, with data.
+fn resume_works(t: &T, id: &SessionId) -> Result<(), Error> {
+    let mut c = ClientConnection::resume(t.cc.clone(), id)?;
+    let mut s = ServerConnection::new(t.sc.clone());
+    pump(&mut c, &mut s)?;
+    c.writer().write_all(b"resumed").unwrap();
+    pump(&mut c, &mut s)?;
+    assert_eq!(read_all(&mut s), b"resumed");
+    assert_eq!(c.epoch(), s.epoch());
+    Ok(())
+}
+
+// ------------------------------------------- found failing on 3006266
+
+/// REGRESSION. The server's update is confirmed by the client's
+/// EpochKeyUpdate, whose save lands but is reported failed; the client's
+/// flight goes on with data and close_notify (a client that updates, then
+/// closes). The EKU waits; close_notify runs `on_peer_closed`, which looks
+/// only at memory (Awaiting EpochKeyUpdate, rolled back) and drops the
+/// pending commit as a transition. That transition resolves the doubt as
+/// Landed and overwrites the landed, correct epoch-2 record with "epoch 1,
+/// commit dropped", while the client merged it (epoch 2). Before 3006266
+/// the drop failed the version precondition (Superseded) and the landed
+/// record survived: the session resumed.
+#[test]
+fn lost_ack_of_the_epoch_key_update_then_the_peers_close_keeps_the_session() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let id = c.session_id().unwrap().clone();
+    s.request_key_update().unwrap();
+    feed(&mut c, &take(&mut s)).unwrap();
+    c.writer().write_all(b"bye").unwrap();
+    c.send_close_notify();
+    let flight = take(&mut c);
+    assert_eq!(c.epoch(), Some(2));
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    let _ = feed(&mut s, &flight);
+    t.clock.advance(Duration::from_secs(30));
+    let _ = s.handle_timeout(t.clock.now());
+    drop((c, s));
+    let r = resume_works(&t, &id);
+    assert!(
+        r.is_ok(),
+        "resumption after the lost acknowledgement: {r:?}"
+    );
+}
+
+/// MISSED CASE (also before 3006266). The peer's ConnectionUpdate is
+/// applied and its save lands but is reported failed: it waits. We send
+/// close_notify, so `drop_deferred_updates` drops it (SPEC 9: never
+/// applied), and the peer drops its pending commit on our close_notify.
+/// Nothing resolves the doubt: the landed record (epoch 2, peer's commit
+/// applied) stays, while the peer is at epoch 1 without it. The session
+/// can never be resumed: the same loss as
+/// `bug_a_waiting_update_lands_after_our_close_notify_and_the_session_is_lost`.
+#[test]
+fn lost_ack_of_a_waiting_update_dropped_by_our_close_notify_keeps_the_session() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let id = c.session_id().unwrap().clone();
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    c.request_key_update().unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!(s.epoch(), Some(1), "the update waits");
+    s.send_close_notify();
+    feed(&mut c, &take(&mut s)).unwrap();
+    assert_eq!(
+        c.profile_state(),
+        State::Synced,
+        "the client dropped its update"
+    );
+    c.send_close_notify();
+    let _ = feed(&mut s, &take(&mut c));
+    t.clock.advance(Duration::from_secs(30));
+    let _ = s.handle_timeout(t.clock.now());
+    drop((c, s));
+    let r = resume_works(&t, &id);
+    assert!(r.is_ok(), "resumption after a clean close: {r:?}");
+}
+
+/// `terminate` resolves the doubt as Landed, clears `in_doubt`, then the
+/// delete at the landed version fails (a blip). The retry that the doc
+/// promises ("A store error is returned and a retry deletes") now deletes
+/// at `ended.version`, the rolled-back version: nothing matches, it
+/// reports Ok, and the session the application ended for good stays in
+/// the store (resumable by the peer).
+#[test]
+fn terminate_retried_after_a_landed_save_deletes_it() {
+    let t = configs(false);
+    let (_c, mut s) = connect(&t);
+    let id = s.session_id().unwrap().clone();
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    assert!(matches!(s.request_key_update(), Err(Error::Store(_))));
+    t.flaky.failing_delete.store(true, Ordering::SeqCst);
+    assert!(matches!(s.terminate(), Err(Error::Store(_))));
+    t.flaky.failing_delete.store(false, Ordering::SeqCst);
+    s.terminate().unwrap();
+    assert_eq!(
+        t.flaky.version(&id),
+        None,
+        "terminate returned Ok but the session is still stored"
+    );
+}
+
+/// The responder's save of a new session (`store_new`, Absent) lands but
+/// is reported failed: the connection fails, and `terminate` then deletes
+/// nothing (the engine is still Provisional, so not `owned`). The session
+/// the server ended for good stays, and the client resumes it.
+#[test]
+fn lost_ack_of_the_responders_new_session_is_not_left_stored() {
+    let t = configs(false);
+    let mut c = ClientConnection::new(t.cc.clone()).unwrap();
+    let mut s = ServerConnection::new(t.sc.clone());
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    let r = pump(&mut c, &mut s);
+    assert!(matches!(r, Err(Error::Store(_))), "{r:?}");
+    let _ = s.terminate();
+    let id = c.session_id().unwrap().clone();
+    drop((c, s));
+    assert!(
+        resume_works(&t, &id).is_err(),
+        "the server terminated the session, yet the client resumed it"
+    );
+    assert!(
+        t.flaky.len() == 0,
+        "the server terminated, yet its session is stored"
+    );
+}
+
+/// The initiator's save of a new session lands but is reported failed:
+/// the engine is `Closed(None)`, so `session_id()` is None and `terminate`
+/// cannot delete. The record (group secrets) is an orphan only
+/// `sweep_expired` removes.
+#[test]
+fn lost_ack_of_the_initiators_new_session_leaves_no_orphan() {
+    let t = configs(false);
+    let mut c = ClientConnection::new(t.cc.clone()).unwrap();
+    let mut s = ServerConnection::new(t.sc.clone());
+    t.cflaky.lie.store(true, Ordering::SeqCst);
+    let r = pump(&mut c, &mut s);
+    assert!(matches!(r, Err(Error::Store(_))), "{r:?}");
+    let _ = c.terminate();
+    assert!(
+        t.cflaky.len() == 0,
+        "an orphan session record is left, unreachable from the connection"
+    );
+}
+
+/// A save that times out client-side and commits later (after the
+/// resolving read). The doubt is resolved as Lost, the retried step's
+/// precondition then fails, and the connection closes as Superseded: the
+/// issue-15 symptom, for the PostgreSQL backend's own failure mode.
+#[test]
+fn a_save_that_commits_after_its_timeout_is_recognised_as_ours() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    t.flaky.late.store(true, Ordering::SeqCst);
+    assert!(matches!(s.request_key_update(), Err(Error::Store(_))));
+    let r = s.request_key_update().and_then(|_| pump(&mut c, &mut s));
+    assert!(r.is_ok(), "the retry: {r:?}");
+}
+
+// ------------------------------------------------- held on 3006266
+
+/// Two lies in a row (the retry lies too), then a success.
+#[test]
+fn two_lost_acks_in_a_row() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let id = s.session_id().unwrap().clone();
+    let v = t.flaky.version(&id).unwrap();
+    for k in 1..=2 {
+        t.flaky.lie.store(true, Ordering::SeqCst);
+        assert!(matches!(s.request_key_update(), Err(Error::Store(_))));
+        assert!(take(&mut s).is_empty(), "nothing sent");
+        assert_eq!(t.flaky.version(&id), Some(v + k));
+    }
+    s.request_key_update().unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!((c.epoch(), s.epoch()), (Some(2), Some(2)));
+}
+
+/// The peer's ConnectionUpdate: lie, then the retry lies, then it lands.
+#[test]
+fn a_waiting_update_whose_retry_also_lies() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    c.request_key_update().unwrap();
+    pump(&mut c, &mut s).unwrap();
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    t.clock.advance(Duration::from_secs(2));
+    s.handle_timeout(t.clock.now()).unwrap();
+    assert!(
+        take(&mut s).is_empty(),
+        "no EpochKeyUpdate after a failed save"
+    );
+    t.clock.advance(Duration::from_secs(4));
+    s.handle_timeout(t.clock.now()).unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!((c.epoch(), s.epoch()), (Some(2), Some(2)));
+    c.writer().write_all(b"x").unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!(read_all(&mut s), b"x");
+}
+
+/// Sealed backend: `load` after a lie gives the same bytes (digest
+/// matches), so the retry resolves as Landed.
+#[test]
+fn sealed_store_lost_ack() {
+    let t = configs(true);
+    let (mut c, mut s) = connect(&t);
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    assert!(matches!(s.request_key_update(), Err(Error::Store(_))));
+    s.request_key_update().unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!((c.epoch(), s.epoch()), (Some(2), Some(2)));
+}
+
+/// The client's own store lies on its resumption request: nothing is
+/// sent, and the next `resume` (loading what landed) completes.
+#[test]
+fn lost_ack_of_the_initiators_resumption_request() {
+    let t = configs(false);
+    let (c, s) = connect(&t);
+    let id = c.session_id().unwrap().clone();
+    drop((c, s));
+    t.cflaky.lie.store(true, Ordering::SeqCst);
+    let r = ClientConnection::resume(t.cc.clone(), &id);
+    assert!(matches!(r, Err(Error::Store(_))), "{r:?}");
+    resume_works(&t, &id).unwrap();
+}
+
+/// The client's store lies on applying the ResumptionResponse: that
+/// connection fails, and the next resumption completes.
+#[test]
+fn lost_ack_of_the_initiators_resumption_response() {
+    let t = configs(false);
+    let (c, s) = connect(&t);
+    let id = c.session_id().unwrap().clone();
+    drop((c, s));
+    let mut c2 = ClientConnection::resume(t.cc.clone(), &id).unwrap();
+    let mut s2 = ServerConnection::new(t.sc.clone());
+    feed(&mut s2, &take(&mut c2)).unwrap();
+    t.cflaky.lie.store(true, Ordering::SeqCst);
+    let r = feed(&mut c2, &take(&mut s2));
+    assert!(matches!(r, Err(Error::Store(_))), "{r:?}");
+    drop((c2, s2));
+    resume_works(&t, &id).unwrap();
+}
+
+/// Identity rotation: the rotating update's save lies; the retry carries
+/// the new identity and the peer sees it.
+#[test]
+fn lost_ack_of_a_rotating_update() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let new = Identity::generate("server-2", SUITE).unwrap();
+    let key = new.public_key().to_vec();
+    s.rotate_identity(new).unwrap();
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    assert!(matches!(s.request_key_update(), Err(Error::Store(_))));
+    s.request_key_update().unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!((c.epoch(), s.epoch()), (Some(2), Some(2)));
+    assert_eq!(c.peer_identity().unwrap().signature_key, key);
+    s.writer().write_all(b"y").unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!(read_all(&mut c), b"y");
+}
+
+/// drop_pending on the peer's close_notify lies: the connection fails
+/// (a store error, as when the store is down), the session resumes.
+#[test]
+fn lost_ack_of_drop_pending() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let id = c.session_id().unwrap().clone();
+    s.request_key_update().unwrap();
+    let cu = take(&mut s);
+    c.send_close_notify();
+    let closing = take(&mut c);
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    let _ = feed(&mut s, &closing);
+    let _ = feed(&mut c, &cu);
+    drop((c, s));
+    resume_works(&t, &id).unwrap();
+}
+
+/// The responder's resumption save lies while the older connection is
+/// still live: the older one is superseded at its next step, never
+/// overwrites.
+#[test]
+fn lost_ack_of_a_resumption_supersedes_the_older_connection() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let id = c.session_id().unwrap().clone();
+    let mut c2 = ClientConnection::resume(t.cc.clone(), &id).unwrap();
+    let mut s2 = ServerConnection::new(t.sc.clone());
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    assert!(feed(&mut s2, &take(&mut c2)).is_err());
+    let landed = t.flaky.version(&id);
+    let r = s.request_key_update();
+    assert!(matches!(r, Err(Error::Superseded)), "{r:?}");
+    assert_eq!(t.flaky.version(&id), landed);
+    let _ = pump(&mut c, &mut s);
+}
+
+// ------------------------------------------------- the same kinds, more ways
+
+/// No lie at all: the peer's EpochKeyUpdate waits for a store that is
+/// down, the store comes back, and the peer's close_notify arrives before
+/// the retry timer. The close must not drop the update the peer confirmed.
+#[test]
+fn an_epoch_key_update_waiting_for_the_store_survives_the_peers_close() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let id = c.session_id().unwrap().clone();
+    s.request_key_update().unwrap();
+    feed(&mut c, &take(&mut s)).unwrap();
+    let eku = take(&mut c);
+    t.flaky.down.store(true, Ordering::SeqCst);
+    feed(&mut s, &eku).unwrap();
+    assert_eq!(s.profile_state(), State::AwaitingEpochKeyUpdate);
+    t.flaky.down.store(false, Ordering::SeqCst);
+    c.send_close_notify();
+    let _ = feed(&mut s, &take(&mut c));
+    assert_eq!(s.epoch(), Some(2), "the confirmed update was applied");
+    drop((c, s));
+    resume_works(&t, &id).unwrap();
+}
+
+/// The same close while the store is still down: the update is kept
+/// (not dropped); the session resumes from the pending commit the peer
+/// merged.
+#[test]
+fn an_epoch_key_update_waiting_through_the_peers_close_resumes() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let id = c.session_id().unwrap().clone();
+    s.request_key_update().unwrap();
+    feed(&mut c, &take(&mut s)).unwrap();
+    t.flaky.down.store(true, Ordering::SeqCst);
+    c.send_close_notify();
+    let _ = feed(&mut s, &take(&mut c));
+    drop((c, s));
+    t.flaky.down.store(false, Ordering::SeqCst);
+    resume_works(&t, &id).unwrap();
+}
+
+/// A dropped update whose save is in doubt, with the store down at our
+/// close_notify: writing the session back waits for the retry timer, then
+/// lands; the session resumes.
+#[test]
+fn a_write_back_after_our_close_waits_for_the_store() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let id = c.session_id().unwrap().clone();
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    c.request_key_update().unwrap();
+    pump(&mut c, &mut s).unwrap();
+    let landed = t.flaky.version(&id).unwrap();
+    t.flaky.down.store(true, Ordering::SeqCst);
+    s.send_close_notify();
+    feed(&mut c, &take(&mut s)).unwrap();
+    assert!(s.poll_timeout().is_some(), "a retry is scheduled");
+    t.flaky.down.store(false, Ordering::SeqCst);
+    t.clock.advance(Duration::from_secs(2));
+    s.handle_timeout(t.clock.now()).unwrap();
+    assert_eq!(
+        t.flaky.version(&id),
+        Some(landed + 1),
+        "the session was written back"
+    );
+    drop((c, s));
+    resume_works(&t, &id).unwrap();
+}
