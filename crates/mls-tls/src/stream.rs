@@ -349,10 +349,16 @@ where
         complete_handshake(&mut self.conn, &mut self.sock, false)
     }
 
-    /// Sends `close_notify` and flushes it.
+    /// Sends `close_notify` and flushes it. Fails (after sending the
+    /// alert that ends the connection) when no clean close may be sent:
+    /// see [`ConnectionCore::send_close_notify`].
     pub fn close(&mut self) -> io::Result<()> {
         self.conn.send_close_notify();
-        flush_tls(&mut self.conn, &mut self.sock)
+        flush_tls(&mut self.conn, &mut self.sock)?;
+        match self.conn.close_refused() {
+            Some(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e.clone())),
+            None => Ok(()),
+        }
     }
 
     /// The connection and the socket.

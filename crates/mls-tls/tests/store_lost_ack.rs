@@ -241,26 +241,36 @@ fn a_save_that_commits_after_its_timeout_is_recognised_as_ours() {
     let (mut c, mut s) = connect(&t);
     t.flaky.late.store(true, Ordering::SeqCst);
     assert!(matches!(s.request_key_update(), Err(Error::Store(_))));
-    let r = s.request_key_update().and_then(|_| pump(&mut c, &mut s));
+    // The late commit is found by the retry's save, which then fails like
+    // a store failure; the next try sends the commit as stored.
+    let mut r = s.request_key_update();
+    if matches!(r, Err(Error::Store(_))) {
+        r = s.request_key_update();
+    }
+    let r = r.and_then(|_| pump(&mut c, &mut s));
     assert!(r.is_ok(), "the retry: {r:?}");
+    assert_eq!((c.epoch(), s.epoch()), (Some(2), Some(2)));
 }
 
 // ------------------------------------------------- held on 3006266
 
-/// Two lies in a row (the retry lies too), then a success.
+/// Our update's save lands though reported failed; the retry sends the
+/// stored commit as it is (no new save), and a second lost acknowledgement
+/// cannot happen on the way.
 #[test]
-fn two_lost_acks_in_a_row() {
+fn a_landed_update_is_sent_as_stored() {
     let t = configs(false);
     let (mut c, mut s) = connect(&t);
     let id = s.session_id().unwrap().clone();
     let v = t.flaky.version(&id).unwrap();
-    for k in 1..=2 {
-        t.flaky.lie.store(true, Ordering::SeqCst);
-        assert!(matches!(s.request_key_update(), Err(Error::Store(_))));
-        assert!(take(&mut s).is_empty(), "nothing sent");
-        assert_eq!(t.flaky.version(&id), Some(v + k));
-    }
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    assert!(matches!(s.request_key_update(), Err(Error::Store(_))));
+    assert!(take(&mut s).is_empty(), "nothing sent");
+    assert_eq!(t.flaky.version(&id), Some(v + 1));
+    t.flaky.lie.store(true, Ordering::SeqCst);
     s.request_key_update().unwrap();
+    assert_eq!(t.flaky.version(&id), Some(v + 1), "nothing saved again");
+    t.flaky.lie.store(false, Ordering::SeqCst);
     pump(&mut c, &mut s).unwrap();
     assert_eq!((c.epoch(), s.epoch()), (Some(2), Some(2)));
 }
@@ -434,29 +444,145 @@ fn an_epoch_key_update_waiting_through_the_peers_close_resumes() {
 }
 
 /// A dropped update whose save is in doubt, with the store down at our
-/// close_notify: writing the session back waits for the retry timer, then
-/// lands; the session resumes.
+/// close_notify: the store cannot be corrected, so no close_notify goes
+/// out (the peer would drop its update for good). The connection fails
+/// with the store error and an alert; the peer keeps its update, and the
+/// session resumes once the store is back.
 #[test]
-fn a_write_back_after_our_close_waits_for_the_store() {
+fn a_dropped_update_that_cannot_be_written_back_ends_without_close_notify() {
     let t = configs(false);
     let (mut c, mut s) = connect(&t);
     let id = c.session_id().unwrap().clone();
     t.flaky.lie.store(true, Ordering::SeqCst);
     c.request_key_update().unwrap();
     pump(&mut c, &mut s).unwrap();
-    let landed = t.flaky.version(&id).unwrap();
     t.flaky.down.store(true, Ordering::SeqCst);
     s.send_close_notify();
-    feed(&mut c, &take(&mut s)).unwrap();
-    assert!(s.poll_timeout().is_some(), "a retry is scheduled");
-    t.flaky.down.store(false, Ordering::SeqCst);
-    t.clock.advance(Duration::from_secs(2));
-    s.handle_timeout(t.clock.now()).unwrap();
-    assert_eq!(
-        t.flaky.version(&id),
-        Some(landed + 1),
-        "the session was written back"
+    let r = feed(&mut c, &take(&mut s));
+    assert!(
+        matches!(r, Err(Error::AlertReceived(_))),
+        "the peer learns of a failure, not a clean close: {r:?}"
     );
+    assert_eq!(c.profile_state(), State::AwaitingEpochKeyUpdate);
     drop((c, s));
+    t.flaky.down.store(false, Ordering::SeqCst);
     resume_works(&t, &id).unwrap();
+}
+
+/// (Second review of the in-doubt saves.) "A save that landed was never
+/// followed by a send" is false: a rule-1 responder on another connection
+/// resends the landed pending commit without storing anything (SPEC 8).
+/// The old connection must not replace that commit P, which the client
+/// merged, with a fresh P': the session would split (the client at epoch 3
+/// via P, the store waiting on P'; every resumption then rule 4).
+#[test]
+fn a_landed_update_resent_by_a_rule1_responder_is_not_replaced() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let id = c.session_id().unwrap().clone();
+    // The client's update C is applied by the server; its EpochKeyUpdate
+    // never arrives (the client's side of the connection is cut).
+    c.request_key_update().unwrap();
+    feed(&mut s, &take(&mut c)).unwrap();
+    assert_eq!(s.epoch(), Some(2));
+    let _lost = take(&mut s);
+    drop(c);
+    // The server, not yet aware, starts its own update P: the save lands,
+    // the acknowledgement is lost. Nothing is sent.
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    assert!(matches!(s.request_key_update(), Err(Error::Store(_))));
+    assert!(take(&mut s).is_empty());
+    // The client resumes elsewhere, retransmitting C: rule 1 with our
+    // pending P, which goes out unchanged; nothing is stored.
+    let mut c2 = ClientConnection::resume(t.cc.clone(), &id).unwrap();
+    let mut s2 = ServerConnection::new(t.sc.clone());
+    let v = t.flaky.version(&id);
+    feed(&mut s2, &take(&mut c2)).unwrap();
+    assert_eq!(t.flaky.version(&id), v, "rule 1: nothing stored");
+    feed(&mut c2, &take(&mut s2)).unwrap();
+    assert_eq!(c2.epoch(), Some(3), "the client merged C and the landed P");
+    let eku = take(&mut c2);
+    // The old connection's update policy tries again: Landed, replaced.
+    let old = s.request_key_update();
+    let new = feed(&mut s2, &eku);
+    drop((s, c2, s2));
+    let r = resume_works(&t, &id);
+    assert!(
+        r.is_ok(),
+        "session split: old connection {old:?}, new connection {new:?}, resumption {r:?}"
+    );
+}
+
+/// In the tokio adapter: our close_notify drops the peer's waiting
+/// ConnectionUpdate whose save landed; with the store down, the write-back
+/// waits on the retry timer. The usual `shutdown().await; drop(stream)`
+/// must give it that time (bounded), or the store keeps the peer's update
+/// applied while the client dropped it and the session never resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_shutdown_with_a_write_back_pending_keeps_the_session() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let flaky = Arc::new(Faulty::default());
+    let cc = Arc::new(
+        ClientConfig::new(
+            Identity::generate("client", SUITE).unwrap(),
+            Arc::new(AcceptAnyPeer),
+            Arc::new(SessionStore::in_memory().unwrap()),
+        )
+        .update_policy(UpdatePolicy::manual()),
+    );
+    let sc = Arc::new(
+        ServerConfig::new(
+            Identity::generate("server", SUITE).unwrap(),
+            Arc::new(AcceptAnyPeer),
+            Arc::new(SessionStore::with_backend(flaky.clone())),
+        )
+        .update_policy(UpdatePolicy::manual()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (c, s) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+    let connector = mls_tls::tokio::Connector::new(cc.clone());
+    let acceptor = mls_tls::tokio::Acceptor::new(sc.clone());
+    let (c, s) = tokio::join!(connector.connect(c.unwrap()), acceptor.accept(s.unwrap().0));
+    let (mut c, mut s) = (c.unwrap(), s.unwrap());
+    c.write_all(b"hi").await.unwrap();
+    c.flush().await.unwrap();
+    let mut buf = [0u8; 2];
+    s.read_exact(&mut buf).await.unwrap();
+    let id = c.get_ref().1.session_id().unwrap().clone();
+    let v0 = flaky.version(&id).unwrap();
+    // The client's update: the server's save lands, reported failed.
+    flaky.lie.store(true, Ordering::SeqCst);
+    c.get_mut().1.request_key_update().unwrap();
+    c.flush().await.unwrap();
+    let mut one = [0u8; 1];
+    let _ = tokio::time::timeout(Duration::from_millis(300), s.read(&mut one)).await;
+    assert_eq!(flaky.version(&id), Some(v0 + 1), "the save landed");
+    assert_eq!(s.get_ref().1.epoch(), Some(1), "the update waits");
+    // The store goes down; the server application ends the stream.
+    flaky.down.store(true, Ordering::SeqCst);
+    let shut = s.shutdown().await;
+    assert!(
+        shut.is_err(),
+        "no clean close while the store cannot be corrected"
+    );
+    drop(s);
+    // The client reads the close_notify and drops its pending update.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest)).await;
+    drop(c);
+    flaky.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = T {
+        clock: Arc::new(ManualClock::new()),
+        flaky,
+        cflaky: Arc::new(Faulty::default()),
+        cc,
+        sc,
+    };
+    let r = tokio::task::spawn_blocking(move || resume_works(&t, &id))
+        .await
+        .unwrap();
+    assert!(r.is_ok(), "resumption after a clean shutdown: {r:?}");
 }

@@ -120,12 +120,15 @@ impl PostgresBackend {
         if config.get_application_name().is_none() {
             config.application_name("mlstls");
         }
-        // Durable commits whatever the server's default (SPEC 10), and no
-        // statement outlives the caller's wait.
+        // Durable commits whatever the server's default (SPEC 10). The
+        // server cancels a statement after half the caller's wait, so one
+        // that reached it in the first half cannot commit after the caller
+        // gave up (a save of unknown outcome the engine would have to
+        // resolve; see PROTOCOL.md, "in doubt").
         let startup = format!(
             "{} -c synchronous_commit=on -c statement_timeout={}",
             config.get_options().unwrap_or(""),
-            options.timeout.as_millis().max(1)
+            (options.timeout.as_millis() / 2).max(1)
         );
         config.options(startup.trim());
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -707,7 +707,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
         std::task::ready!(this.poll_finish_resumption(cx))?;
         this.conn.send_close_notify();
         std::task::ready!(this.write_all(cx, Op::Write))?;
-        match std::task::ready!(Pin::new(&mut this.io).poll_shutdown(cx)) {
+        let shut = std::task::ready!(Pin::new(&mut this.io).poll_shutdown(cx));
+        if let Some(e) = this.conn.close_refused() {
+            // No clean close could be sent (see `send_close_notify`).
+            return Poll::Ready(Err(protocol_error(e.clone())));
+        }
+        match shut {
             // The peer already went away: nothing is left to shut down.
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
             r => Poll::Ready(r),

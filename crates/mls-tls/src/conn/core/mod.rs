@@ -85,6 +85,8 @@ pub struct ConnectionCore {
     error: Option<Error>,
     peer_closed: bool,
     sent_close: bool,
+    /// `send_close_notify` had to fail the connection instead.
+    close_refused: bool,
     last_update: Instant,
     bytes_since_update: u64,
     started: Instant,
@@ -150,6 +152,7 @@ impl ConnectionCore {
             error: None,
             peer_closed: false,
             sent_close: false,
+            close_refused: false,
             last_update: now,
             bytes_since_update: 0,
             started: now,
@@ -685,17 +688,28 @@ impl ConnectionCore {
         self.error.as_ref()
     }
 
+    /// Why `send_close_notify` could not close cleanly, if it could not.
+    pub(crate) fn close_refused(&self) -> Option<&Error> {
+        self.error.as_ref().filter(|_| self.close_refused)
+    }
+
     /// Sends `close_notify`: this side will send nothing more. Queued
     /// plaintext that could not be sent yet is dropped.
+    ///
+    /// If the peer's key update waits for an unavailable session store and
+    /// may have been stored, the connection fails instead (its
+    /// [`Error::Store`] and alert): a close_notify would make the peer drop
+    /// the update the store may keep, and the session could never resume.
     pub fn send_close_notify(&mut self) {
         if !self.sent_close {
             self.sent_close = true;
             self.pending.clear();
             // A waiting ConnectionUpdate could never be confirmed now.
             let now = self.common.clock.system_time();
-            self.engine.drop_deferred_updates(now);
-            if self.engine.has_deferred() && self.store_retry.at().is_none() {
-                self.store_retry.failed(self.common.clock.now());
+            if let Err(e) = self.engine.drop_deferred_updates(now) {
+                self.close_refused = true;
+                self.fail(e);
+                return;
             }
             self.send_alert(Alert::CLOSE_NOTIFY);
         }

@@ -59,7 +59,6 @@ impl Engine {
             terminated: false,
             deferred: Default::default(),
             in_doubt: None,
-            resync: false,
         };
         let hello = HandshakeMessage::new(HandshakeType::ClientHello, body);
         Ok((engine, vec![Event::Send(hello)]))
@@ -74,7 +73,6 @@ impl Engine {
             terminated: false,
             deferred: Default::default(),
             in_doubt: None,
-            resync: false,
         }
     }
 

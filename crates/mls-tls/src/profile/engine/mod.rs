@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use openmls::prelude::*;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::credentials::{Identity, PeerIdentity, PeerVerifier, VerifyContext};
 use crate::crypto::CryptoBackend;
@@ -319,9 +319,6 @@ pub struct Engine {
     /// The last save failed but may have committed (see
     /// [`transition::InDoubt`]); resolved by the next save or `terminate`.
     in_doubt: Option<transition::InDoubt>,
-    /// The store must be brought back to memory's state (see
-    /// [`Engine::drop_deferred_updates`]).
-    resync: bool,
 }
 
 impl core::fmt::Debug for Engine {
@@ -546,7 +543,7 @@ impl Engine {
 
     /// Whether handshake messages wait for the session store.
     pub fn has_deferred(&self) -> bool {
-        !self.deferred.is_empty() || self.resync
+        !self.deferred.is_empty()
     }
 
     /// Whether our own update still waits for the peer's confirmation: in
@@ -563,33 +560,27 @@ impl Engine {
     /// Drops the peer's waiting ConnectionUpdates: after our close_notify
     /// they could never be confirmed (SPEC 9), as one arriving then is
     /// ignored. If the save of one is in doubt (it may have landed), the
-    /// store is brought back to what memory holds, the update not applied,
-    /// since the peer drops its commit too; while the store fails, this
-    /// waits like a deferred message ([`Engine::has_deferred`]).
-    pub fn drop_deferred_updates(&mut self, now: SystemTime) {
+    /// store is first brought back to what memory holds, the update not
+    /// applied, since the peer drops its commit on our close_notify.
+    ///
+    /// Errors: [`Error::Store`] when that write-back fails. Then no
+    /// close_notify may go out: the caller ends the connection with an
+    /// error instead, so that the peer keeps its update and a resumption
+    /// reconciles the two (SPEC 8 rule 1 or 3).
+    pub fn drop_deferred_updates(&mut self, now: SystemTime) -> Result<(), Error> {
         let waiting = self.deferred.len();
         self.deferred
             .retain(|m| m.typ != HandshakeType::ConnectionUpdate);
-        if self.deferred.len() < waiting && self.in_doubt.is_some() {
-            self.resync = true;
-            if let Err(e) = self.write_back(now) {
-                debug!(error = %e, "writing the session back after dropping an update failed");
-            }
+        if self.deferred.len() == waiting || self.in_doubt.is_none() {
+            return Ok(());
         }
-    }
-
-    /// Saves memory's state over a save in doubt (a transition with no
-    /// step); a store failure leaves `resync` set for the retry timer.
-    fn write_back(&mut self, now: SystemTime) -> Result<(), Error> {
         match self.transition(now, |_, _| Ok(())) {
-            Err(Error::Store(why)) => {
-                warn!(session = ?self.session_id(), error = %why, "session store unavailable; the session is written back later");
-                Ok(())
-            }
-            r => {
-                self.resync = false;
-                r
-            }
+            Err(Error::Store(why)) => Err(Error::Store(format!(
+                "the peer's key update may be stored and could not be undone ({why}); \
+                 ending without close_notify so that the peer keeps it for a resumption"
+            ))),
+            // Written back, or no longer this connection's to write.
+            _ => Ok(()),
         }
     }
 
@@ -601,14 +592,7 @@ impl Engine {
         let mut events = Vec::new();
         if self.terminated {
             self.deferred.clear();
-            self.resync = false;
             return Ok(events);
-        }
-        if self.resync {
-            self.write_back(now)?;
-            if self.resync {
-                return Ok(events);
-            }
         }
         while let Some(msg) = self.deferred.pop_front() {
             let waiting = self.deferred.len();
@@ -745,9 +729,9 @@ impl Engine {
             if let Some(doubt) = &self.in_doubt {
                 // A save in doubt: delete what the store holds if it is ours.
                 match doubt.resolve(store, &ended.id, ended.version)? {
-                    transition::Outcome::Lost => {}
-                    transition::Outcome::Landed => ended.version = doubt.version(),
-                    transition::Outcome::Superseded => ended.owned = false,
+                    transition::Resolved::Lost => {}
+                    transition::Resolved::Landed(_) => ended.version = doubt.version(),
+                    transition::Resolved::Superseded => ended.owned = false,
                 }
             }
             // A save still in doubt after this delete can no longer land:

@@ -57,7 +57,6 @@ impl Engine {
             terminated: false,
             deferred: Default::default(),
             in_doubt: None,
-            resync: false,
         };
         let (message, epoch, early_data, secrets, suite) =
             engine.transition(now, |a, provider| {

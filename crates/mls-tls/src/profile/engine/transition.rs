@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::{Active, Engine, Phase, Standing};
 use crate::error::Error;
+use crate::message::TwoPartyMessageType;
 use crate::profile::group;
 use crate::profile::provider::MlsProvider;
 use crate::store::snapshot::{GroupDb, GroupStorage};
@@ -110,15 +111,28 @@ impl Engine {
             let landed_at = doubt.version;
             match doubt.resolve(&store, &active.meta.id, active.meta.version) {
                 // Kept: a save the database still runs may land later.
-                Ok(Outcome::Lost) => {}
+                Ok(Resolved::Lost) => {}
+                // A pending commit in it may have been sent by another
+                // connection (a rule-1 responder resends it and stores
+                // nothing, SPEC 8): it is no longer ours to replace. The
+                // session stays as stored and resumes from there.
+                Ok(Resolved::Landed(stored)) if stored.meta.state.pending().is_some() => {
+                    self.in_doubt = None;
+                    warn!(
+                        session = %active.meta.id,
+                        "a save reported failed had stored a commit another connection may have \
+                         sent; closing, the session resumes from the store"
+                    );
+                    return Err(Closing::Close(Error::Superseded));
+                }
                 // Our own write, never followed by a send: the store is one
                 // version ahead of memory. This step replaces it (SPEC 10:
                 // as after a crash between save and send).
-                Ok(Outcome::Landed) => {
+                Ok(Resolved::Landed(_)) => {
                     active.meta.version = landed_at;
                     self.in_doubt = None;
                 }
-                Ok(Outcome::Superseded) => {
+                Ok(Resolved::Superseded) => {
                     self.in_doubt = None;
                     return Err(Closing::Close(Error::Superseded));
                 }
@@ -246,17 +260,32 @@ fn save_step(
                 return Ok(true);
             }
             Ok(false) => {
-                let late = match in_doubt.as_ref() {
+                let landed = match in_doubt.as_ref() {
                     Some(d) if d.version == meta.version => {
-                        matches!(d.resolve(store, &meta.id, before.version)?, Outcome::Landed)
+                        d.resolve(store, &meta.id, before.version)?
                     }
-                    _ => false,
+                    _ => Resolved::Superseded,
                 };
-                *in_doubt = None;
-                if !late {
-                    return Ok(false);
+                match landed {
+                    Resolved::Landed(s) if s.meta.state.pending().is_none() => {
+                        *in_doubt = None;
+                        before.version += 1;
+                    }
+                    // It holds a commit another connection may have sent:
+                    // the next step takes it up (see `adopt_landed_update`);
+                    // this one fails like a store failure, the doubt kept.
+                    Resolved::Landed(_) => {
+                        return Err(Error::Store(
+                            "an earlier save of this session committed late; it is taken up \
+                             on the next try"
+                                .into(),
+                        ))
+                    }
+                    _ => {
+                        *in_doubt = None;
+                        return Ok(false);
+                    }
                 }
-                before.version += 1;
             }
             Err(e) => {
                 // The save may still have committed (its acknowledgement
@@ -285,12 +314,11 @@ pub(super) struct InDoubt {
 const MAX_IN_DOUBT: usize = 16;
 
 /// What became of the saves in doubt.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Outcome {
+pub(super) enum Resolved {
     /// The store is still at the version before them.
     Lost,
-    /// The store holds exactly one of the records they wrote.
-    Landed,
+    /// The store holds exactly one of the records they wrote: this one.
+    Landed(Box<StoredSession>),
     /// The store holds something else: another connection moved on.
     Superseded,
 }
@@ -318,13 +346,13 @@ impl InDoubt {
         store: &SessionStore,
         id: &SessionId,
         before: u64,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Resolved, Error> {
         Ok(match store.load(id)? {
-            Some(s) if s.meta.version == before => Outcome::Lost,
+            Some(s) if s.meta.version == before => Resolved::Lost,
             Some(s) if s.meta.version == self.version && self.digests.contains(&digest(&s)) => {
-                Outcome::Landed
+                Resolved::Landed(Box::new(s))
             }
-            _ => Outcome::Superseded,
+            _ => Resolved::Superseded,
         })
     }
 
@@ -339,6 +367,47 @@ fn digest(session: &StoredSession) -> [u8; 32] {
     let mut out = [0; 32];
     out.copy_from_slice(d.as_ref());
     out
+}
+
+impl Engine {
+    /// Our own key update whose save landed though it was reported failed
+    /// (nothing sent): the stored commit is adopted and returned to be sent
+    /// as it is, never replaced, since another connection may already have
+    /// sent it (SPEC 8 rule 1). `None` when there is no such update; a
+    /// store error is returned (nothing sent; the doubt stays).
+    pub(super) fn adopt_landed_update(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        let Some(doubt) = &self.in_doubt else {
+            return Ok(None);
+        };
+        if !self.deferred.is_empty() {
+            // The landed commit may come from the peer's waiting message:
+            // the transition sorts that out.
+            return Ok(None);
+        }
+        let store = self.config.store.clone();
+        let Phase::Live(live) = &mut self.phase else {
+            return Ok(None);
+        };
+        let active = &mut live.session;
+        let Resolved::Landed(stored) =
+            doubt.resolve(&store, &active.meta.id, active.meta.version)?
+        else {
+            // Lost: the update is made again; superseded: the transition
+            // finds out and closes.
+            return Ok(None);
+        };
+        let message = match stored.meta.state.pending() {
+            Some(p) if p.typ == TwoPartyMessageType::ConnectionUpdate => p.message.clone(),
+            _ => return Ok(None),
+        };
+        let db = GroupStorage::restore(&stored.group)?;
+        active.group = group::load_group(&db, &stored.meta.id)?
+            .ok_or(Error::Internal("the landed storage has no group"))?;
+        active.meta = stored.meta;
+        live.db = GroupDb::Open(db);
+        self.in_doubt = None;
+        Ok(Some(message))
+    }
 }
 
 /// A failed transition, and whether the engine must close at once (its
@@ -387,7 +456,7 @@ fn forget_new(store: &SessionStore, session: &StoredSession) {
     };
     // No version before a new session's: "Lost" cannot match.
     match doubt.resolve(store, id, u64::MAX) {
-        Ok(Outcome::Landed) => match store.delete_at_version(id, doubt.version) {
+        Ok(Resolved::Landed(_)) => match store.delete_at_version(id, doubt.version) {
             Ok(_) => info!(
                 session = %id,
                 "a new session whose save was reported failed had been stored; deleted"

@@ -26,6 +26,13 @@ impl Engine {
                 "a key update needs an established, Synced session",
             ));
         }
+        if let Some(message) = self.adopt_landed_update()? {
+            info!(session = ?self.session_id(), "key update sent as stored: its save had landed");
+            return Ok(vec![Event::Send(HandshakeMessage::new(
+                HandshakeType::ConnectionUpdate,
+                message,
+            ))]);
+        }
         let message = self.transition(now, |a, provider| {
             Ok(a.commit_pending(provider, TwoPartyMessageType::ConnectionUpdate)?)
         })?;
