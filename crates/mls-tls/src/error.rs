@@ -69,6 +69,14 @@ pub enum Error {
     /// this connection loaded it; this older connection closes with
     /// `close_notify` (SPEC 8).
     Superseded,
+    /// The stored session moved past this connection in a way only a
+    /// resumption can settle: a save reported as failed had stored a
+    /// commit of ours that this connection never sent (its acknowledgement
+    /// was lost), and the next step would contradict it (the peer's
+    /// crossing update, or an identity rotated since). The connection
+    /// closes with `internal_error`, never `close_notify`, so the peer
+    /// keeps its state; the session is kept as stored and resumes (SPEC 8).
+    StoredAhead(String),
     /// The peer did not complete a handshake or confirm a key update in
     /// time; the connection is closed without an alert (the session, if
     /// stored, is kept for resumption).
@@ -168,6 +176,7 @@ impl Error {
             | Self::Crypto(_)
             | Self::Mls(_)
             | Self::Store(_)
+            | Self::StoredAhead(_)
             | Self::Internal(_) => A::InternalError,
             Self::HandshakeFailure(_) | Self::UnknownSession(_) => A::HandshakeFailure,
             Self::BadCertificate(_) => A::BadCertificate,
@@ -230,6 +239,11 @@ impl fmt::Display for Error {
             Self::Superseded => {
                 f.write_str("the session was resumed on another connection; this one is closed")
             }
+            Self::StoredAhead(why) => write!(
+                f,
+                "the stored session moved past this connection ({why}); it is closed and the \
+                 session resumes from the store"
+            ),
             Self::SessionNotDeleted { cause, store } => write!(
                 f,
                 "{cause}; the session had to be deleted, but the store failed to delete it \

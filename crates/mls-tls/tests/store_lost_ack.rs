@@ -586,3 +586,78 @@ async fn tokio_shutdown_with_a_write_back_pending_keeps_the_session() {
         .unwrap();
     assert!(r.is_ok(), "resumption after a clean shutdown: {r:?}");
 }
+
+/// (Third review.) Our rotating update's acknowledgement is lost; the
+/// application rotates again before the retry. The stored commit carries
+/// the first new identity, which we no longer hold as the one to install:
+/// merging it would leave us signing with a key our leaf does not have.
+/// The retry refuses loudly (StoredAhead, internal_error to the peer,
+/// never a clean close); the session stays as stored.
+#[test]
+fn an_adopted_update_whose_identity_was_rotated_again_is_refused_loudly() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let id = s.session_id().unwrap().clone();
+    s.rotate_identity(Identity::generate("server-2", SUITE).unwrap())
+        .unwrap();
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    assert!(matches!(s.request_key_update(), Err(Error::Store(_))));
+    let landed = t.flaky.version(&id);
+    s.rotate_identity(Identity::generate("server-3", SUITE).unwrap())
+        .unwrap();
+    let r = s.request_key_update();
+    assert!(matches!(r, Err(Error::StoredAhead(_))), "{r:?}");
+    let seen = feed(&mut c, &take(&mut s));
+    assert!(
+        matches!(seen, Err(Error::AlertReceived(_))),
+        "the peer learns of a failure: {seen:?}"
+    );
+    assert_eq!(t.flaky.version(&id), landed, "the session stays as stored");
+}
+
+/// (Third review.) Our update's save lands but is reported failed; before
+/// the retry, the peer's own update crosses it (both update policies fire
+/// on the same interval). Closing must not look like an orderly end of
+/// stream to the peer (it would read EOF in the middle of our stream).
+#[test]
+fn a_crossing_peer_update_after_our_lost_ack_is_not_an_orderly_close() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    s.writer().write_all(b"part 1 of 2").unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!(read_all(&mut c), b"part 1 of 2");
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    assert!(matches!(s.request_key_update(), Err(Error::Store(_))));
+    c.request_key_update().unwrap();
+    let server = feed(&mut s, &take(&mut c));
+    let client = feed(&mut c, &take(&mut s));
+    let state = c.process_new_packets();
+    let orderly = client.is_ok() && state.as_ref().is_ok_and(|s| s.peer_has_closed);
+    assert!(
+        !orderly,
+        "server {server:?}; the client sees an orderly close_notify: {client:?} {state:?}"
+    );
+}
+
+/// (Third review.) `terminate` with the peer's update waiting in doubt and
+/// saves failing (a full disk; loads and deletes work): once the session
+/// is deleted there is nothing the peer must keep for a resumption, so
+/// the end is a clean close_notify, not a failure.
+#[test]
+fn terminate_that_deletes_sends_close_notify() {
+    let t = configs(false);
+    let (mut c, mut s) = connect(&t);
+    let id = s.session_id().unwrap().clone();
+    t.flaky.lie.store(true, Ordering::SeqCst);
+    c.request_key_update().unwrap();
+    pump(&mut c, &mut s).unwrap();
+    assert_eq!(s.epoch(), Some(1), "the update waits");
+    t.flaky.failing.store(true, Ordering::SeqCst);
+    let terminated = s.terminate();
+    assert_eq!(t.flaky.version(&id), None, "deleted");
+    let client = feed(&mut c, &take(&mut s));
+    assert!(
+        terminated.is_err() || client.is_ok(),
+        "terminate returned {terminated:?}, yet the peer saw {client:?}"
+    );
+}

@@ -718,8 +718,12 @@ impl ConnectionCore {
     /// Ends the session for good: sends `close_notify` and deletes the
     /// stored session (SPEC 9).
     pub fn terminate(&mut self) -> Result<(), Error> {
+        // The session goes first: once it is deleted, a waiting update of
+        // the peer's no longer needs keeping, and close_notify may go out
+        // (see `send_close_notify`).
+        let ended = self.engine.terminate();
         self.send_close_notify();
-        self.engine.terminate()
+        ended
     }
 
     /// Starts a key update now (SPEC 7).

@@ -123,7 +123,11 @@ impl Engine {
                         "a save reported failed had stored a commit another connection may have \
                          sent; closing, the session resumes from the store"
                     );
-                    return Err(Closing::Close(Error::Superseded));
+                    return Err(Closing::Close(Error::StoredAhead(
+                        "a commit of ours was stored though its save was reported failed, and \
+                         a different step came first"
+                            .into(),
+                    )));
                 }
                 // Our own write, never followed by a send: the store is one
                 // version ahead of memory. This step replaces it (SPEC 10:
@@ -401,8 +405,30 @@ impl Engine {
             _ => return Ok(None),
         };
         let db = GroupStorage::restore(&stored.group)?;
-        active.group = group::load_group(&db, &stored.meta.id)?
+        let group = group::load_group(&db, &stored.meta.id)?
             .ok_or(Error::Internal("the landed storage has no group"))?;
+        // The identity its UpdatePath leaf carries must be one we hold, or
+        // nothing could be signed once it is merged.
+        let leaf_key = group
+            .pending_commit()
+            .and_then(|c| c.update_path_leaf_node())
+            .map(|l| l.signature_key().as_slice().to_vec());
+        let held = |key: &[u8]| {
+            key == active.identity.public_key()
+                || active
+                    .rotate_to
+                    .as_ref()
+                    .is_some_and(|r| key == r.public_key())
+        };
+        if !leaf_key.as_deref().is_none_or(held) {
+            self.in_doubt = None;
+            self.close(true);
+            return Err(Error::StoredAhead(
+                "our stored key update carries an identity replaced since by rotate_identity"
+                    .into(),
+            ));
+        }
+        active.group = group;
         active.meta = stored.meta;
         live.db = GroupDb::Open(db);
         self.in_doubt = None;
