@@ -20,12 +20,15 @@
 //! (SPEC 10). Every failure, including a database that does not answer
 //! within the backend's timeout, is an [`Error::Store`].
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::str::FromStr;
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
+};
 use tokio_postgres::{NoTls, Row};
 use zeroize::Zeroizing;
 
@@ -88,6 +91,8 @@ pub struct PostgresBackend {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     timeout: Duration,
+    /// Connections that timed out, closed at their next recycle.
+    tainted: Tainted,
 }
 
 impl core::fmt::Debug for PostgresBackend {
@@ -146,12 +151,22 @@ impl PostgresBackend {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        let tainted = Tainted::default();
+        let discard = tainted.clone();
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(options.timeout))
             .create_timeout(Some(options.timeout))
             .recycle_timeout(Some(options.timeout))
+            // A connection whose statement timed out is closed, not reused.
+            .pre_recycle(Hook::sync_fn(move |_, metrics| {
+                if discard.take(metrics.created) {
+                    Err(HookError::message("its last statement timed out"))
+                } else {
+                    Ok(())
+                }
+            }))
             .build()
             .map_err(|e| Error::Store(format!("PostgreSQL pool: {e}")))?;
         let backend = Self {
@@ -159,6 +174,7 @@ impl PostgresBackend {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             timeout: options.timeout,
+            tainted,
         };
         backend.run("schema migration", migrate)?;
         Ok(backend)
@@ -175,7 +191,11 @@ impl PostgresBackend {
         let (tx, rx) = mpsc::sync_channel(1);
         let pool = self.pool.clone();
         let timeout = self.timeout;
+        let tainted = self.tainted.clone();
         self.handle.spawn(async move {
+            // Which connection the work drew, to close it if it times out.
+            let drawn = Arc::new(Mutex::new(None));
+            let record = drawn.clone();
             let work = async move {
                 let client = pool.get().await.map_err(|e| match e {
                     deadpool_postgres::PoolError::Backend(e) => Error::Store(format!(
@@ -184,13 +204,21 @@ impl PostgresBackend {
                     )),
                     e => Error::Store(format!("PostgreSQL {what}: no connection: {e}")),
                 })?;
+                *lock(&record) = Some(Object::metrics(&client).created);
                 f(client).await
             };
             let result = match tokio::time::timeout(timeout, work).await {
                 Ok(r) => r,
-                Err(_) => Err(Error::Store(format!(
-                    "PostgreSQL {what}: no answer within {timeout:?}"
-                ))),
+                Err(_) => {
+                    // The link may be half dead and the statement may still
+                    // run: the connection's state is unknown.
+                    if let Some(created) = lock(&drawn).take() {
+                        tainted.add(created);
+                    }
+                    Err(Error::Store(format!(
+                        "PostgreSQL {what}: no answer within {timeout:?}"
+                    )))
+                }
             };
             let _ = tx.send(result);
         });
@@ -325,6 +353,36 @@ fn info_from_row(row: &Row) -> Result<SessionInfo, Error> {
         last_used: from_secs(from_i64(&id, "last_used", used)?),
         id,
     })
+}
+
+/// Connections whose statement timed out, by creation time
+/// (`Metrics::created`): a half-dead link would otherwise be drawn again
+/// and again, each call waiting out the timeout, until the kernel gives
+/// up on it (many minutes). Two connections created at the same instant
+/// only cost a reconnect. At most [`MAX_TAINTED`] are remembered.
+#[derive(Clone, Default)]
+struct Tainted(Arc<Mutex<HashSet<Instant>>>);
+
+const MAX_TAINTED: usize = 1024;
+
+impl Tainted {
+    fn add(&self, created: Instant) {
+        let mut set = lock(&self.0);
+        if set.len() >= MAX_TAINTED {
+            set.clear();
+        }
+        set.insert(created);
+    }
+
+    /// Whether `created` was tainted (and forgets it).
+    fn take(&self, created: Instant) -> bool {
+        lock(&self.0).remove(&created)
+    }
+}
+
+/// A mutex that a panicked holder left poisoned still holds valid data.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl SessionBackend for PostgresBackend {
