@@ -16,6 +16,7 @@ use crate::profile::provider::MlsProvider;
 use crate::store::snapshot::{GroupDb, GroupStorage};
 
 mod commit;
+mod doubt;
 mod hello;
 mod resume;
 mod rotate;
@@ -317,8 +318,8 @@ pub struct Engine {
     /// order (see [`Engine::handle`]).
     deferred: std::collections::VecDeque<HandshakeMessage>,
     /// The last save failed but may have committed (see
-    /// [`transition::InDoubt`]); resolved by the next save or `terminate`.
-    in_doubt: Option<transition::InDoubt>,
+    /// [`doubt::InDoubt`]); resolved by the next save or `terminate`.
+    in_doubt: Option<doubt::InDoubt>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -729,9 +730,9 @@ impl Engine {
             if let Some(doubt) = &self.in_doubt {
                 // A save in doubt: delete what the store holds if it is ours.
                 match doubt.resolve(store, &ended.id, ended.version)? {
-                    transition::Resolved::Lost => {}
-                    transition::Resolved::Landed(_) => ended.version = doubt.version(),
-                    transition::Resolved::Superseded => ended.owned = false,
+                    doubt::Resolved::Lost => {}
+                    doubt::Resolved::Landed(_) => ended.version = doubt.version,
+                    doubt::Resolved::Superseded => ended.owned = false,
                 }
             }
             // A save still in doubt after this delete can no longer land:

@@ -1,17 +1,17 @@
 //! Stored transitions (SPEC 10): every protocol step runs on the session's
 //! in-memory group storage and ends with one atomic save of the whole
-//! session record; only then does anything leave. A step that fails throws
-//! the storage away and reloads it from the store.
+//! session record; only then does anything leave. A step that fails rolls
+//! memory back to the storage as it was before the step (the store may be
+//! what failed); a save of unknown outcome is resolved later (`doubt`).
 
-use std::collections::VecDeque;
 use std::time::SystemTime;
 
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
+use super::doubt::{forget_new, InDoubt, Resolved};
 use super::{Active, Engine, Phase, Standing};
 use crate::error::Error;
-use crate::message::TwoPartyMessageType;
 use crate::profile::group;
 use crate::profile::provider::MlsProvider;
 use crate::store::snapshot::{GroupDb, GroupStorage};
@@ -301,141 +301,6 @@ fn save_step(
     }
 }
 
-/// Saves the store reported as failed, which may have committed anyway (a
-/// timeout or a reset after COMMIT, or a statement the database still runs
-/// after the caller gave up). Only digests of the records are kept, never
-/// their secrets. Nothing was sent after them, so one that landed is our
-/// own unsent state, which the next save may replace.
-pub(super) struct InDoubt {
-    /// The version the saves would have written.
-    version: u64,
-    /// SHA-256 of each record tried at `version`, the newest last (at most
-    /// [`MAX_IN_DOUBT`]: a save that has not landed after that many
-    /// retries will not).
-    digests: VecDeque<[u8; 32]>,
-}
-
-const MAX_IN_DOUBT: usize = 16;
-
-/// What became of the saves in doubt.
-pub(super) enum Resolved {
-    /// The store is still at the version before them.
-    Lost,
-    /// The store holds exactly one of the records they wrote: this one.
-    Landed(Box<StoredSession>),
-    /// The store holds something else: another connection moved on.
-    Superseded,
-}
-
-impl InDoubt {
-    fn record(doubt: &mut Option<Self>, session: &StoredSession) {
-        let version = session.meta.version;
-        let d = match doubt {
-            Some(d) if d.version == version => d,
-            _ => doubt.insert(Self {
-                version,
-                digests: VecDeque::new(),
-            }),
-        };
-        if d.digests.len() == MAX_IN_DOUBT {
-            d.digests.pop_front();
-        }
-        d.digests.push_back(digest(session));
-    }
-
-    /// Asks the store: `before` is the version memory is at. A store
-    /// error is returned as is; the question stays open.
-    pub(super) fn resolve(
-        &self,
-        store: &SessionStore,
-        id: &SessionId,
-        before: u64,
-    ) -> Result<Resolved, Error> {
-        Ok(match store.load(id)? {
-            Some(s) if s.meta.version == before => Resolved::Lost,
-            Some(s) if s.meta.version == self.version && self.digests.contains(&digest(&s)) => {
-                Resolved::Landed(Box::new(s))
-            }
-            _ => Resolved::Superseded,
-        })
-    }
-
-    /// The version the store is at if a save landed.
-    pub(super) fn version(&self) -> u64 {
-        self.version
-    }
-}
-
-fn digest(session: &StoredSession) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &session.to_bytes());
-    let mut out = [0; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
-
-impl Engine {
-    /// Our own key update whose save landed though it was reported failed
-    /// (nothing sent): the stored commit is adopted and returned to be sent
-    /// as it is, never replaced, since another connection may already have
-    /// sent it (SPEC 8 rule 1). `None` when there is no such update; a
-    /// store error is returned (nothing sent; the doubt stays).
-    pub(super) fn adopt_landed_update(&mut self) -> Result<Option<Vec<u8>>, Error> {
-        let Some(doubt) = &self.in_doubt else {
-            return Ok(None);
-        };
-        if !self.deferred.is_empty() {
-            // The landed commit may come from the peer's waiting message:
-            // the transition sorts that out.
-            return Ok(None);
-        }
-        let store = self.config.store.clone();
-        let Phase::Live(live) = &mut self.phase else {
-            return Ok(None);
-        };
-        let active = &mut live.session;
-        let Resolved::Landed(stored) =
-            doubt.resolve(&store, &active.meta.id, active.meta.version)?
-        else {
-            // Lost: the update is made again; superseded: the transition
-            // finds out and closes.
-            return Ok(None);
-        };
-        let message = match stored.meta.state.pending() {
-            Some(p) if p.typ == TwoPartyMessageType::ConnectionUpdate => p.message.clone(),
-            _ => return Ok(None),
-        };
-        let db = GroupStorage::restore(&stored.group)?;
-        let group = group::load_group(&db, &stored.meta.id)?
-            .ok_or(Error::Internal("the landed storage has no group"))?;
-        // The identity its UpdatePath leaf carries must be one we hold, or
-        // nothing could be signed once it is merged.
-        let leaf_key = group
-            .pending_commit()
-            .and_then(|c| c.update_path_leaf_node())
-            .map(|l| l.signature_key().as_slice().to_vec());
-        let held = |key: &[u8]| {
-            key == active.identity.public_key()
-                || active
-                    .rotate_to
-                    .as_ref()
-                    .is_some_and(|r| key == r.public_key())
-        };
-        if !leaf_key.as_deref().is_none_or(held) {
-            self.in_doubt = None;
-            self.close(true);
-            return Err(Error::StoredAhead(
-                "our stored key update carries an identity replaced since by rotate_identity"
-                    .into(),
-            ));
-        }
-        active.group = group;
-        active.meta = stored.meta;
-        live.db = GroupDb::Open(db);
-        self.in_doubt = None;
-        Ok(Some(message))
-    }
-}
-
 /// A failed transition, and whether the engine must close at once (its
 /// memory no longer matches a store it may touch: superseded, deleted, or
 /// not reloaded) or keeps its rolled-back state.
@@ -468,38 +333,5 @@ pub(super) fn store_new(
             forget_new(store, &session);
             Err(Some(e))
         }
-    }
-}
-
-/// A new session whose save was reported failed fails its handshake, so
-/// nothing may be left of it: if the save landed after all (its
-/// acknowledgement lost), the record is deleted, best effort.
-fn forget_new(store: &SessionStore, session: &StoredSession) {
-    let id = &session.meta.id;
-    let doubt = InDoubt {
-        version: session.meta.version,
-        digests: VecDeque::from([digest(session)]),
-    };
-    // No version before a new session's: "Lost" cannot match.
-    match doubt.resolve(store, id, u64::MAX) {
-        Ok(Resolved::Landed(_)) => match store.delete_at_version(id, doubt.version) {
-            Ok(_) => info!(
-                session = %id,
-                "a new session whose save was reported failed had been stored; deleted"
-            ),
-            Err(e) => warn!(
-                session = %id,
-                error = %e,
-                "a new session whose save was reported failed was stored and could not be \
-                 deleted; it lapses with sweep_expired"
-            ),
-        },
-        Ok(_) => {}
-        Err(e) => warn!(
-            session = %id,
-            error = %e,
-            "a new session's save failed and the store cannot say whether it was written; \
-             if it was, it lapses with sweep_expired"
-        ),
     }
 }
