@@ -259,6 +259,12 @@ impl Drop for PostgresBackend {
 async fn migrate(mut client: deadpool_postgres::Object) -> Result<(), Error> {
     let what = "schema migration";
     let tx = client.transaction().await.map_err(|e| pg_err(what, &e))?;
+    // Saves' statement timeout (half the caller's wait) is for one-row
+    // statements; the schema's DDL, or waiting on another server's
+    // migration, is bounded by the caller's wait alone.
+    tx.batch_execute("SET LOCAL statement_timeout = 0")
+        .await
+        .map_err(|e| pg_err(what, &e))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(|e| pg_err(what, &e))?;
