@@ -356,7 +356,7 @@ where
         self.conn.send_close_notify();
         flush_tls(&mut self.conn, &mut self.sock)?;
         match self.conn.close_refused() {
-            Some(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e.clone())),
+            Some(e) => Err(protocol_error(e.clone())),
             None => Ok(()),
         }
     }

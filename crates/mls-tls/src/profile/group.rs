@@ -267,7 +267,12 @@ pub(crate) fn epoch_key_update_epoch(data: &[u8]) -> Result<u64, Error> {
 
 /// SHA-256 of a commit message, kept to recognise a retransmission.
 pub(crate) fn commit_hash(message: &[u8]) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message);
+    sha256(message)
+}
+
+/// SHA-256 of `data`.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
@@ -279,6 +284,27 @@ pub(crate) fn load_group(
     id: &SessionId,
 ) -> Result<Option<MlsGroup>, Error> {
     MlsGroup::load(storage.storage(), &GroupId::from_slice(&id.0)).map_err(mls_err)
+}
+
+/// The storage in `snapshot` and the group `id` in it; a snapshot without
+/// that group is the broken invariant `missing` names.
+pub(crate) fn restore_group(
+    snapshot: &[u8],
+    id: &SessionId,
+    missing: &'static str,
+) -> Result<(GroupStorage, MlsGroup), Error> {
+    let storage = GroupStorage::restore(snapshot)?;
+    let group = load_group(&storage, id)?.ok_or(Error::Internal(missing))?;
+    Ok((storage, group))
+}
+
+/// The signature key our pending commit's UpdatePath leaf installs, if a
+/// commit of ours is pending.
+pub(crate) fn pending_leaf_key(group: &MlsGroup) -> Option<&[u8]> {
+    group
+        .pending_commit()
+        .and_then(|c| c.update_path_leaf_node())
+        .map(|l| l.signature_key().as_slice())
 }
 
 /// The crypto backend for a suite, as an `Error`.

@@ -12,7 +12,7 @@ use super::{Engine, Phase};
 use crate::error::Error;
 use crate::message::TwoPartyMessageType;
 use crate::profile::group;
-use crate::store::snapshot::{GroupDb, GroupStorage};
+use crate::store::snapshot::GroupDb;
 use crate::store::{SessionId, SessionStore, StoredSession};
 
 /// Saves the store reported as failed, which may have committed anyway (a
@@ -76,10 +76,7 @@ impl InDoubt {
 }
 
 fn digest(session: &StoredSession) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &session.to_bytes());
-    let mut out = [0; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+    group::sha256(&session.to_bytes())
 }
 
 impl Engine {
@@ -113,15 +110,14 @@ impl Engine {
             Some(p) if p.typ == TwoPartyMessageType::ConnectionUpdate => p.message.clone(),
             _ => return Ok(None),
         };
-        let db = GroupStorage::restore(&stored.group)?;
-        let group = group::load_group(&db, &stored.meta.id)?
-            .ok_or(Error::Internal("the landed storage has no group"))?;
+        let (db, group) = group::restore_group(
+            &stored.group,
+            &stored.meta.id,
+            "the landed storage has no group",
+        )?;
         // The identity its UpdatePath leaf carries must be one we hold, or
         // nothing could be signed once it is merged.
-        let leaf_key = group
-            .pending_commit()
-            .and_then(|c| c.update_path_leaf_node())
-            .map(|l| l.signature_key().as_slice().to_vec());
+        let leaf_key = group::pending_leaf_key(&group);
         let held = |key: &[u8]| {
             key == active.identity.public_key()
                 || active
@@ -129,7 +125,7 @@ impl Engine {
                     .as_ref()
                     .is_some_and(|r| key == r.public_key())
         };
-        if !leaf_key.as_deref().is_none_or(held) {
+        if !leaf_key.is_none_or(held) {
             self.in_doubt = None;
             self.close(true);
             return Err(Error::StoredAhead(

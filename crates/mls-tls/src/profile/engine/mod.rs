@@ -551,11 +551,14 @@ impl Engine {
     /// Awaiting EpochKeyUpdate, and the confirmation is not already here
     /// waiting for the store.
     pub fn awaits_confirmation(&self) -> bool {
-        self.state() == State::AwaitingEpochKeyUpdate
-            && !self
-                .deferred
-                .iter()
-                .any(|m| m.typ == HandshakeType::EpochKeyUpdate)
+        self.state() == State::AwaitingEpochKeyUpdate && !self.confirmation_waits()
+    }
+
+    /// Whether the peer's EpochKeyUpdate is here, waiting for the store.
+    fn confirmation_waits(&self) -> bool {
+        self.deferred
+            .iter()
+            .any(|m| m.typ == HandshakeType::EpochKeyUpdate)
     }
 
     /// Drops the peer's waiting ConnectionUpdates: after our close_notify

@@ -456,10 +456,7 @@ pub(super) fn load_active(
             meta.suite
         ))
     })?;
-    let rotate_to = group
-        .pending_commit()
-        .and_then(|c| c.update_path_leaf_node())
-        .map(|l| l.signature_key().as_slice())
+    let rotate_to = group::pending_leaf_key(&group)
         .filter(|key| *key != identity.public_key())
         .and_then(|key| by_key(Some(key)));
     let crypto = Arc::new(group::backend(meta.suite)?);

@@ -14,7 +14,7 @@ use super::{Active, Engine, Phase, Standing};
 use crate::error::Error;
 use crate::profile::group;
 use crate::profile::provider::MlsProvider;
-use crate::store::snapshot::{GroupDb, GroupStorage};
+use crate::store::snapshot::GroupDb;
 use crate::store::{
     self, Precondition, SessionId, SessionMeta, SessionStore, StoredSession, StoredState,
 };
@@ -213,11 +213,11 @@ impl Engine {
         active.meta = before;
         (active.identity, active.rotate_to) = before_identity;
         active.peer = before_peer;
-        let reloaded = GroupStorage::restore(&rollback).and_then(|db| {
-            let group = group::load_group(&db, &active.meta.id)?
-                .ok_or(Error::Internal("the rolled-back storage has no group"))?;
-            Ok((db, group))
-        });
+        let reloaded = group::restore_group(
+            &rollback,
+            &active.meta.id,
+            "the rolled-back storage has no group",
+        );
         match reloaded {
             Ok((db, group)) => {
                 active.group = group;

@@ -48,7 +48,7 @@ impl Engine {
     /// back to Synced. A stuck direction keeps its update (it is the only
     /// way to send again); so does a handshake or resumption in progress.
     pub fn on_peer_closed(&mut self, now: SystemTime) -> Result<Vec<Event>, Error> {
-        if !self.awaits_confirmation() && self.state() == super::State::AwaitingEpochKeyUpdate {
+        if self.state() == super::State::AwaitingEpochKeyUpdate && self.confirmation_waits() {
             // The peer confirmed before closing: its EpochKeyUpdate waits
             // for the store. Never drop the update it confirmed; apply it
             // if the store is back (else it waits, and a resumption finds
