@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
 use mls_tls::credentials::{AcceptAnyPeer, Identity};
-use mls_tls::crypto::CipherSuite;
 use mls_tls::error::Error;
 use mls_tls::profile::engine::State;
 use mls_tls::store::{KeyRing, Sealed, SessionId, SessionStore};
@@ -21,7 +20,7 @@ mod wire;
 use faulty::Faulty;
 use wire::{feed, pump, read_all, take};
 
-const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+use faulty::SUITE;
 const K1: &str = "11111111111111111111111111111111111111111111111111111111111111aa";
 
 struct T {
@@ -40,15 +39,6 @@ fn configs(sealed: bool) -> T {
     let clock = Arc::new(ManualClock::new());
     let flaky = Arc::new(Faulty::default());
     let cflaky = Arc::new(Faulty::default());
-    let cc = Arc::new(
-        ClientConfig::new(
-            Identity::generate("client", SUITE).unwrap(),
-            Arc::new(AcceptAnyPeer),
-            Arc::new(SessionStore::with_backend(cflaky.clone())),
-        )
-        .clock(clock.clone())
-        .update_policy(UpdatePolicy::manual()),
-    );
     let sstore = if sealed {
         SessionStore::with_backend(Sealed::new(
             flaky.clone(),
@@ -57,21 +47,13 @@ fn configs(sealed: bool) -> T {
     } else {
         SessionStore::with_backend(flaky.clone())
     };
-    let sc = Arc::new(
-        ServerConfig::new(
-            Identity::generate("server", SUITE).unwrap(),
-            Arc::new(AcceptAnyPeer),
-            Arc::new(sstore),
-        )
-        .clock(clock.clone())
-        .update_policy(UpdatePolicy::manual()),
-    );
+    let (cc, sc) = faulty::configs(&clock, SessionStore::with_backend(cflaky.clone()), sstore);
     T {
         clock,
         flaky,
         cflaky,
-        cc,
-        sc,
+        cc: Arc::new(cc),
+        sc: Arc::new(sc),
     }
 }
 

@@ -8,9 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
-use mls_tls::credentials::{AcceptAnyPeer, Identity};
-use mls_tls::crypto::CipherSuite;
+use mls_tls::conn::{ClientConnection, ServerConnection};
 use mls_tls::error::Error;
 use mls_tls::profile::engine::State;
 use mls_tls::store::SessionStore;
@@ -23,29 +21,15 @@ use wire::{feed, pump, read_all, take};
 
 #[test]
 fn key_updates_wait_for_a_failed_store_and_data_keeps_flowing() {
-    let suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
     let clock = Arc::new(ManualClock::new());
     let flaky = Arc::new(Faulty::default());
-    let cc = Arc::new(
-        ClientConfig::new(
-            Identity::generate("client", suite).unwrap(),
-            Arc::new(AcceptAnyPeer),
-            Arc::new(SessionStore::in_memory().unwrap()),
-        )
-        .clock(clock.clone())
-        .update_policy(UpdatePolicy::manual()),
+    let (cc, sc) = faulty::configs(
+        &clock,
+        SessionStore::in_memory().unwrap(),
+        SessionStore::with_backend(flaky.clone()),
     );
-    let sc = Arc::new(
-        ServerConfig::new(
-            Identity::generate("server", suite).unwrap(),
-            Arc::new(AcceptAnyPeer),
-            Arc::new(SessionStore::with_backend(flaky.clone())),
-        )
-        .clock(clock.clone())
-        .update_policy(UpdatePolicy::manual()),
-    );
-    let mut c = ClientConnection::new(cc).unwrap();
-    let mut s = ServerConnection::new(sc);
+    let mut c = ClientConnection::new(Arc::new(cc)).unwrap();
+    let mut s = ServerConnection::new(Arc::new(sc));
     pump(&mut c, &mut s).unwrap();
     assert_eq!(c.epoch(), Some(1));
 
@@ -97,29 +81,15 @@ fn key_updates_wait_for_a_failed_store_and_data_keeps_flowing() {
 /// is back.
 #[test]
 fn an_epoch_key_update_waits_for_the_store_and_both_directions_flow() {
-    let suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
     let clock = Arc::new(ManualClock::new());
     let flaky = Arc::new(Faulty::default());
-    let cc = Arc::new(
-        ClientConfig::new(
-            Identity::generate("client", suite).unwrap(),
-            Arc::new(AcceptAnyPeer),
-            Arc::new(SessionStore::in_memory().unwrap()),
-        )
-        .clock(clock.clone())
-        .update_policy(UpdatePolicy::manual()),
+    let (cc, sc) = faulty::configs(
+        &clock,
+        SessionStore::in_memory().unwrap(),
+        SessionStore::with_backend(flaky.clone()),
     );
-    let sc = Arc::new(
-        ServerConfig::new(
-            Identity::generate("server", suite).unwrap(),
-            Arc::new(AcceptAnyPeer),
-            Arc::new(SessionStore::with_backend(flaky.clone())),
-        )
-        .clock(clock.clone())
-        .update_policy(UpdatePolicy::manual()),
-    );
-    let mut c = ClientConnection::new(cc).unwrap();
-    let mut s = ServerConnection::new(sc);
+    let mut c = ClientConnection::new(Arc::new(cc)).unwrap();
+    let mut s = ServerConnection::new(Arc::new(sc));
     pump(&mut c, &mut s).unwrap();
 
     // The server's update reaches the client, which confirms and moves on.

@@ -10,8 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mls_tls::conn::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, UpdatePolicy};
-use mls_tls::credentials::{AcceptAnyPeer, Identity};
-use mls_tls::crypto::CipherSuite;
 use mls_tls::error::Error;
 use mls_tls::keylog::KeyLog;
 use mls_tls::message::{HandshakeMessage, HandshakeType};
@@ -26,7 +24,7 @@ mod wire;
 use faulty::Faulty;
 use wire::{feed, pump, read_all, take};
 
-const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+use faulty::SUITE;
 
 type LogLine = (String, u64, Vec<u8>);
 
@@ -61,25 +59,13 @@ fn setup_policy(policy: UpdatePolicy) -> Setup {
     let clock = Arc::new(ManualClock::new());
     let flaky = Arc::new(Faulty::default());
     let log = Arc::new(Collect::default());
-    let cc = Arc::new(
-        ClientConfig::new(
-            Identity::generate("client", SUITE).unwrap(),
-            Arc::new(AcceptAnyPeer),
-            Arc::new(SessionStore::in_memory().unwrap()),
-        )
-        .clock(clock.clone())
-        .update_policy(UpdatePolicy::manual())
-        .key_log(log.clone()),
+    let (cc, sc) = faulty::configs(
+        &clock,
+        SessionStore::in_memory().unwrap(),
+        SessionStore::with_backend(flaky.clone()),
     );
-    let sc = Arc::new(
-        ServerConfig::new(
-            Identity::generate("server", SUITE).unwrap(),
-            Arc::new(AcceptAnyPeer),
-            Arc::new(SessionStore::with_backend(flaky.clone())),
-        )
-        .clock(clock.clone())
-        .update_policy(policy),
-    );
+    let cc = Arc::new(cc.key_log(log.clone()));
+    let sc = Arc::new(sc.update_policy(policy));
     let mut c = ClientConnection::new(cc.clone()).unwrap();
     let mut s = ServerConnection::new(sc.clone());
     pump(&mut c, &mut s).unwrap();

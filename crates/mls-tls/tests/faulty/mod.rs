@@ -1,17 +1,51 @@
 //! One session backend that fails on demand, for the tests of what a
-//! connection does when its store fails. Records are kept as blobs
+//! connection does when its store fails, and the configurations those
+//! tests connect with. Records are kept as blobs
 //! ([`SessionRecord::to_bytes`]), as a key-value store would keep them.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use mls_tls::conn::{ClientConfig, ServerConfig, UpdatePolicy};
+use mls_tls::credentials::{AcceptAnyPeer, Identity};
+use mls_tls::crypto::CipherSuite;
 use mls_tls::error::Error;
 use mls_tls::store::{
-    Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord, StoredSession,
+    Precondition, SessionBackend, SessionId, SessionInfo, SessionRecord, SessionStore,
+    StoredSession,
 };
+use mls_tls::time::ManualClock;
+
+/// The suite these tests run on.
+pub const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+
+/// A client ("client") and a server ("server") trusting any peer, on
+/// `clock`, with key updates only on request; the caller adds what its
+/// test needs, then shares them.
+pub fn configs(
+    clock: &Arc<ManualClock>,
+    client_store: SessionStore,
+    server_store: SessionStore,
+) -> (ClientConfig, ServerConfig) {
+    let client = ClientConfig::new(
+        Identity::generate("client", SUITE).unwrap(),
+        Arc::new(AcceptAnyPeer),
+        Arc::new(client_store),
+    )
+    .clock(clock.clone())
+    .update_policy(UpdatePolicy::manual());
+    let server = ServerConfig::new(
+        Identity::generate("server", SUITE).unwrap(),
+        Arc::new(AcceptAnyPeer),
+        Arc::new(server_store),
+    )
+    .clock(clock.clone())
+    .update_policy(UpdatePolicy::manual());
+    (client, server)
+}
 
 #[derive(Default)]
 pub struct Faulty {
